@@ -1,0 +1,1 @@
+"""Messages to project owners and to the programme team: templates, outbox and delivery."""

@@ -1,0 +1,23 @@
+"""The life cycle drawn as a Mermaid state diagram, from the declaration."""
+
+from __future__ import annotations
+
+from states.lifecycle import APPLICATION, FINAL_STATES, OPEN_STATES, TRANCHE_MILESTONES, TRANSITIONS, WITHDRAWN
+
+
+def mermaid() -> str:
+    """Return the Mermaid `stateDiagram-v2` source of the life cycle."""
+    lines = ["stateDiagram-v2", f"    [*] --> {APPLICATION}"]
+    tranche_at = {state: number for number, state in TRANCHE_MILESTONES.items()}
+    for transition in TRANSITIONS:
+        if transition.event == "withdraw":
+            continue  # drawn once below: every open state can be withdrawn
+        label = transition.event + "".join(f" {k}={v}" for k, v in transition.when)
+        if transition.dest in tranche_at:
+            label += f" (tranche {tranche_at[transition.dest]})"
+        for source in transition.sources:
+            lines.append(f"    {source} --> {transition.dest}: {label}")
+    lines.append(f"    note right of {WITHDRAWN}: withdraw reason=… from any open state")
+    lines.append(f"    note left of {APPLICATION}: open states: {', '.join(OPEN_STATES)}")
+    lines.extend(f"    {state} --> [*]" for state in FINAL_STATES)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""The programme rules that guard events, by name.
+
+Each guard takes the `GuardContext` of the event being fired and raises a `RuleRefusedError` subclass naming
+the rule and the value that broke it; returning means the rule is met. A deadline the campaign does not set is
+never enforced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from workflow.campaigns import Campaign
+from workflow.errors import (
+    DeadlinePassedError,
+    IneligibleError,
+    InvalidArgumentError,
+    NotYetOpenError,
+    UsageCriteriaNotMetError,
+)
+from workflow.grappe import Grappe, eligibility_problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardContext:
+    """What a guard may look at: the event, the project's state and grappe, its campaign and the instant."""
+
+    event: str
+    state: str
+    campaign: Campaign
+    grappe: Callable[[], Grappe]  # loaded only by the guards that need it (eligibility)
+    now: datetime
+    params: dict[str, str]
+
+    def local(self, moment: datetime) -> str:
+        """Format an instant in the campaign's time zone, for messages."""
+        return moment.astimezone(self.campaign.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+Guard = Callable[[GuardContext], None]
+
+
+def on_or_before(deadline: str) -> Guard:
+    """Build the guard "on or before the whole day of `deadline`" (inclusive, in the campaign's time zone)."""
+
+    def guard(ctx: GuardContext) -> None:
+        end = ctx.campaign.deadline_end(deadline)
+        if end is not None and ctx.now >= end:
+            day = ctx.campaign.calendar[deadline].isoformat()
+            raise DeadlinePassedError(
+                f"{deadline} {day} has passed (now {ctx.local(ctx.now)})",
+                rule=f"on_or_before_{deadline}",
+                event=ctx.event,
+                state=ctx.state,
+            )
+
+    return guard
+
+
+def not_before(opening: str, rule: str) -> Guard:
+    """Build the guard "not before the day `opening`" (from 00:00 in the campaign's time zone)."""
+
+    def guard(ctx: GuardContext) -> None:
+        start = ctx.campaign.opening(opening)
+        if start is not None and ctx.now < start:
+            day = ctx.campaign.calendar[opening].isoformat()
+            raise NotYetOpenError(
+                f"{opening} is {day} (now {ctx.local(ctx.now)})", rule=rule, event=ctx.event, state=ctx.state
+            )
+
+    return guard
+
+
+def applications_closed(ctx: GuardContext) -> None:
+    """Selection only starts once the application deadline has passed."""
+    end = ctx.campaign.deadline_end("application_deadline")
+    if end is not None and ctx.now < end:
+        day = ctx.campaign.calendar["application_deadline"].isoformat()
+        raise NotYetOpenError(
+            f"applications are open until {day} included (now {ctx.local(ctx.now)})",
+            rule="applications_closed",
+            event=ctx.event,
+            state=ctx.state,
+        )
+
+
+def eligible(ctx: GuardContext) -> None:
+    """The grappe meets the campaign's minima, FINESS rules and services socles."""
+    problems = eligibility_problems(ctx.grappe(), ctx.campaign)
+    if problems:
+        raise IneligibleError("not eligible: " + "; ".join(problems), rule="eligible", event=ctx.event,
+                              state=ctx.state)
+
+
+def usage_criteria_met(ctx: GuardContext) -> None:
+    """Every usage criterion of the campaign is measured at or above its minimum."""
+    known = {c.id for c in ctx.campaign.usage_criteria}
+    unknown = sorted(set(ctx.params) - known)
+    if unknown:
+        raise InvalidArgumentError(
+            f"verify_usage: unknown criterion {unknown[0]!r} (criteria of {ctx.campaign.id}: "
+            f"{', '.join(sorted(known)) or 'none'})"
+        )
+    unmet = []
+    for criterion in ctx.campaign.usage_criteria:
+        raw = ctx.params.get(criterion.id)
+        if raw is None:
+            unmet.append(f"{criterion.id} not measured (min {criterion.min})")
+            continue
+        value = measured_value(criterion.id, raw)
+        if value < criterion.min:
+            unmet.append(f"{criterion.id} = {value} < {criterion.min}")
+    if unmet:
+        raise UsageCriteriaNotMetError(
+            "usage criteria not met: " + "; ".join(unmet), rule="usage_criteria_met", event=ctx.event,
+            state=ctx.state,
+        )
+
+
+def measured_value(criterion: str, raw: str) -> Decimal:
+    """Parse a measured usage value (a decimal number); malformed values are bad input, not a refusal."""
+    try:
+        value = Decimal(raw.strip().replace(",", "."))
+    except InvalidOperation:
+        raise InvalidArgumentError(f"verify_usage: {criterion}={raw!r} is not a number") from None
+    if not value.is_finite():
+        raise InvalidArgumentError(f"verify_usage: {criterion}={raw!r} is not a finite number")
+    return value
+
+
+GUARDS: Final[dict[str, Guard]] = {
+    "call_is_open": not_before("opens", "call_is_open"),
+    "on_or_before_application_deadline": on_or_before("application_deadline"),
+    "applications_closed": applications_closed,
+    "on_or_before_selection_deadline": on_or_before("selection_deadline"),
+    "on_or_before_agreement_deadline": on_or_before("agreement_deadline"),
+    "needs_statement_open": not_before("needs_statement_opens", "needs_statement_open"),
+    "eligible": eligible,
+    "usage_criteria_met": usage_criteria_met,
+}

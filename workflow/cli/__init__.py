@@ -1,0 +1,1 @@
+"""The `esms` admin command line."""

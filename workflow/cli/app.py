@@ -1,0 +1,246 @@
+"""The `esms` commands. Heavy modules are imported inside each command so that `esms --help` starts fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from workflow.cli.runtime import Runtime, default_actor, print_json, print_table
+
+if TYPE_CHECKING:
+    from workflow.engine import Change
+
+app = typer.Typer(
+    name="esms",
+    help="ESMS numérique workflow engine: projects, deadlines, tranches and e-mails of the programme.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+project_app = typer.Typer(help="Register, list and inspect projects.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Inspect the campaigns of the config folder.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+app.add_typer(campaign_app, name="campaign")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="Who is acting, for the audit (default: the OS user).")
+]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            envvar="ESMS_NOW",
+            help="Act as if it were this instant (ISO-8601; without offset: Europe/Paris). The audit keeps the "
+            "real time too.",
+        ),
+    ] = None,
+) -> None:
+    """ESMS numérique workflow engine."""
+    ctx.obj = Runtime(now_text=now)
+
+
+def _runtime(ctx: typer.Context) -> Runtime:
+    runtime = ctx.find_root().obj
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+# --- database ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from workflow.db import migrate
+
+    runtime = _runtime(ctx)
+    before, after = migrate(runtime.raw_engine)
+    url = runtime.raw_engine.url.render_as_string(hide_password=True)
+    if before == after:
+        print(f"database {url} is up to date (revision {after})")
+    else:
+        print(f"database {url} migrated from {before or 'empty'} to {after}")
+
+
+@app.command()
+def diagram() -> None:
+    """Print the life cycle as a Mermaid state diagram."""
+    from states.diagram import mermaid
+
+    print(mermaid(), end="")
+
+
+# --- campaigns -----------------------------------------------------------------------------------------------
+
+
+@campaign_app.command("list")
+def campaign_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the campaigns."""
+    from workflow.cli.views import campaign_summary
+
+    rows = [campaign_summary(c) for _, c in sorted(_runtime(ctx).campaigns.items())]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["id", "region", "opens", "application_deadline", "selection_deadline",
+                           "agreement_deadline", "envelope_eur"])
+
+
+@campaign_app.command("show")
+def campaign_show(ctx: typer.Context, campaign_id: Annotated[str, typer.Argument(metavar="ID")],
+                  as_json: JsonOption = False) -> None:
+    """Show one campaign: calendar, rates, minima, tranches, reminders and usage criteria."""
+    from workflow.campaigns import get_campaign
+    from workflow.cli.views import campaign_detail, print_mapping
+
+    detail = campaign_detail(get_campaign(_runtime(ctx).campaigns, campaign_id))
+    if as_json:
+        print_json(detail)
+    else:
+        print_mapping(detail)
+
+
+# --- projects ------------------------------------------------------------------------------------------------
+
+
+@project_app.command("add")
+def project_add(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="FILE")],
+                as_json: JsonOption = False, actor: ActorOption = None) -> None:
+    """Register a project from its TOML file, in `application`; print its id."""
+    from workflow.project_file import load_project_file
+
+    runtime = _runtime(ctx)
+    spec = load_project_file(file)
+    project_id = runtime.workflow.register(spec, actor or default_actor())
+    if as_json:
+        print_json({"id": project_id})
+    else:
+        print(project_id)
+
+
+@project_app.command("list")
+def project_list(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only projects in this state.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List projects."""
+    from workflow.campaigns import get_campaign
+    from workflow.queries import list_projects
+
+    runtime = _runtime(ctx)
+    if campaign is not None:
+        get_campaign(runtime.campaigns, campaign)
+    rows = list_projects(runtime.engine, campaign, state)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["id", "campaign", "state", "selection_group", "kind", "total_eur", "name"])
+
+
+@project_app.command("show")
+def project_show(ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")],
+                 as_json: JsonOption = False) -> None:
+    """Show a project: state, money, tranches and the next deadline."""
+    from workflow.cli.views import print_project
+    from workflow.queries import parse_project_id, project_view
+
+    runtime = _runtime(ctx)
+    view = project_view(runtime.engine, runtime.campaigns, parse_project_id(project_id), runtime.clock.now())
+    if as_json:
+        print_json(view)
+    else:
+        print_project(view)
+
+
+@project_app.command("history")
+def project_history(ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")],
+                    as_json: JsonOption = False) -> None:
+    """Show every change of a project: when, who, what and why."""
+    from workflow.queries import history, parse_project_id
+
+    rows = history(_runtime(ctx).engine, parse_project_id(project_id))
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            row["forced"] = "forced" if row["forced"] else ""
+        print_table(rows, ["seq", "at", "event", "source", "dest", "actor", "forced", "reason"])
+
+
+# --- events --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def fire(
+    ctx: typer.Context,
+    project_id: Annotated[str, typer.Argument(metavar="ID")],
+    event: Annotated[str, typer.Argument(metavar="EVENT")],
+    args: Annotated[list[str] | None, typer.Argument(metavar="[KEY=VALUE]...")] = None,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fire a programme event on a project (e.g. `esms fire 3 select group=A`)."""
+    from workflow.cli.views import parse_params
+    from workflow.queries import parse_project_id
+
+    runtime = _runtime(ctx)
+    params = parse_params(args or [])
+    change = runtime.workflow.fire(parse_project_id(project_id), event, params, actor or default_actor())
+    _report(change, as_json)
+
+
+@app.command()
+def force(
+    ctx: typer.Context,
+    project_id: Annotated[str, typer.Argument(metavar="ID")],
+    state: Annotated[str, typer.Argument(metavar="STATE")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the rules are bypassed (kept in the audit).")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a project to STATE bypassing the guards; audited as forced, with the reason."""
+    from workflow.queries import parse_project_id
+
+    runtime = _runtime(ctx)
+    change = runtime.workflow.force(parse_project_id(project_id), state, reason, actor or default_actor())
+    _report(change, as_json)
+
+
+def _report(change: Change, as_json: bool) -> None:
+    from workflow.cli.views import change_document, change_line
+
+    if as_json:
+        print_json(change_document(change))
+    else:
+        print(change_line(change))
+
+
+# --- money ---------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def funding(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per campaign: envelope, committed, released per tranche, remaining."""
+    from workflow.cli.views import print_funding
+    from workflow.queries import funding_report
+
+    runtime = _runtime(ctx)
+    report: list[dict[str, Any]] = funding_report(runtime.engine, runtime.campaigns, campaign)
+    if as_json:
+        print_json(report)
+    else:
+        print_funding(report)

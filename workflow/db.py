@@ -1,0 +1,105 @@
+"""Database access: engines for SQLite (embedded default) and PostgreSQL, migrations, and transactions.
+
+`transaction()` is the one way the engine writes: everything inside commits together or not at all, and driver
+errors come out as the engine's own one-line errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from workflow.errors import ConflictError, DatabaseNotInitialisedError, InvalidArgumentError, OperationalError
+from workflow.migrations import HEAD_REVISION
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for `url`; for SQLite, create the file's folder and set safe pragmas."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except exc.ArgumentError:
+        raise InvalidArgumentError(f"ESMS_DATABASE_URL: {url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not the psycopg2 default
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise InvalidArgumentError(f"ESMS_DATABASE_URL: cannot use {parsed.drivername!r} ({error})") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while a writer commits; the busy timeout makes writers queue instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Upgrade the schema to the newest revision (idempotent); return (revision before, revision after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    before = current_revision(engine)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with translate_errors(), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return before, HEAD_REVISION
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the schema revision recorded in the database, or None for an empty database."""
+    with translate_errors(), engine.connect() as connection:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def ensure_current(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is missing or older than this code."""
+    revision = current_revision(engine)
+    if revision != HEAD_REVISION:
+        state = "has no schema" if revision is None else f"is at revision {revision}, not {HEAD_REVISION}"
+        raise DatabaseNotInitialisedError(f"the database {state}: run `esms init`")
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn driver errors into the engine's errors (one line, the right exit code)."""
+    try:
+        yield
+    except exc.OperationalError as error:
+        text = str(error.orig) if error.orig is not None else str(error)
+        if "locked" in text or "could not serialize" in text or "deadlock" in text:
+            raise ConflictError(f"the database is busy with another change ({text.splitlines()[0]}); retry") from None
+        raise OperationalError(f"database unavailable: {text.splitlines()[0]}") from None
+    except exc.IntegrityError as error:
+        first = str(error.orig).splitlines()[0] if error.orig is not None else "integrity error"
+        raise ConflictError(f"another process wrote the same row first ({first}); retry") from None
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """Run the body in one transaction: commit when it returns, roll back when anything raises."""
+    with translate_errors(), Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

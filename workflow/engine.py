@@ -1,0 +1,245 @@
+"""The only path that changes a project: register it, fire an event on it, or force it to a state.
+
+Each command reads the project, lets the life-cycle machine decide, and writes the new state, its audit row and
+its tranche releases in one transaction, guarded by the project's version so that two processes never both win.
+A refused command raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from states import lifecycle
+from states.guards import GuardContext
+from states.machine import fire as fire_machine
+from workflow.campaigns import Campaign, get_campaign
+from workflow.clock import Clock
+from workflow.errors import ConflictError, InvalidArgumentError, UnknownProjectError, UnknownStateError
+from workflow.grappe import EsmsRecord, Grappe, OrganisationRecord
+from workflow.models import AuditEntry, Esms, Organisation, Project, Tranche
+from workflow.money import split_tranches
+from workflow.project_file import ProjectSpec
+from workflow.db import transaction
+
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleasedTranche:
+    """A tranche released by a change."""
+
+    number: int
+    percent: Decimal
+    amount_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """What a command did to a project."""
+
+    project_id: int
+    event: str
+    source: str | None
+    dest: str
+    at: datetime
+    actor: str
+    forced: bool = False
+    reason: str | None = None
+    released: tuple[ReleasedTranche, ...] = field(default=())
+
+
+class Workflow:
+    """Registers projects and changes their state under the programme's rules."""
+
+    def __init__(self, engine: Engine, campaigns: dict[str, Campaign], clock: Clock) -> None:
+        self.engine = engine
+        self.campaigns = campaigns
+        self.clock = clock
+
+    # --- registering ---------------------------------------------------------------------------------------
+
+    def register(self, spec: ProjectSpec, actor: str) -> int:
+        """Register a project in `application` with its grappe and its pending tranches; return its id."""
+        campaign = get_campaign(self.campaigns, spec.campaign)
+        now, wall = self.clock.now(), self.clock.wall()
+        total = spec.grappe.funding_total_cents(campaign)
+        with transaction(self.engine) as session:
+            project = Project(
+                campaign_id=campaign.id,
+                name=spec.name,
+                kind=spec.grappe.kind,
+                state=lifecycle.APPLICATION,
+                services_socles=",".join(spec.grappe.services_socles),
+                owner_name=spec.owner_name,
+                owner_email=spec.owner_email,
+                esms_count=spec.grappe.esms_count,
+                small_esms_count=spec.grappe.small_esms_count,
+                total_cents=total,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(project)
+            session.flush()
+            assert project.id is not None
+            for org in spec.grappe.organisations:
+                organisation = Organisation(project_id=project.id, name=org.name, finess=org.finess)
+                session.add(organisation)
+                session.flush()
+                assert organisation.id is not None
+                session.add_all(
+                    Esms(project_id=project.id, organisation_id=organisation.id, finess=e.finess, name=e.name,
+                         category=e.category, small=e.small)
+                    for e in org.esms
+                )
+            amounts = split_tranches(total, list(campaign.funding.tranches))
+            for number, (percent, amount) in enumerate(zip(campaign.funding.tranches, amounts, strict=True), 1):
+                session.add(Tranche(project_id=project.id, number=number, percent=str(percent), amount_cents=amount))
+            session.add(
+                AuditEntry(project_id=project.id, seq=1, at=now, recorded_at=wall, event="register", source=None,
+                           dest=lifecycle.APPLICATION, actor=actor, reason=None, forced=False, params="{}")
+            )
+            return project.id
+
+    # --- changing state ------------------------------------------------------------------------------------
+
+    def fire(self, project_id: int, event: str, params: dict[str, str], actor: str) -> Change:
+        """Fire `event` with its `key=value` parameters on a project, under the programme's rules."""
+        now = self.clock.now()
+        with transaction(self.engine) as session:
+            project = _load(session, project_id)
+            campaign = get_campaign(self.campaigns, project.campaign_id)
+            context = GuardContext(
+                event=event,
+                state=project.state,
+                campaign=campaign,
+                grappe=lambda: load_grappe(session, project),
+                now=now,
+                params=params,
+            )
+            dest = fire_machine(context)
+            spec = lifecycle.EVENTS_BY_NAME[event]
+            recorded = {p.records: params[p.name] for p in spec.params if p.records and p.name in params}
+            reason = params.get("reason") if event == "withdraw" else None
+            return self._write(session, project, event=event, dest=dest, params=params, actor=actor,
+                               forced=False, reason=reason, fields=recorded)
+
+    def force(self, project_id: int, state: str, reason: str, actor: str) -> Change:
+        """Move a project to `state` bypassing the guards; audited as forced with the operator's reason.
+
+        Tranches whose milestone `state` has reached are released (each once); moving backwards undoes nothing.
+        """
+        if state not in lifecycle.STATES:
+            raise UnknownStateError(state, list(lifecycle.STATES))
+        reason = reason.strip()
+        if not reason:
+            raise InvalidArgumentError("force: --reason must say why the rules are bypassed")
+        if len(reason) > MAX_REASON:
+            raise InvalidArgumentError(f"force: --reason is longer than {MAX_REASON} characters")
+        with transaction(self.engine) as session:
+            project = _load(session, project_id)
+            if project.state == state:
+                raise InvalidArgumentError(f"force: project {project_id} is already in {state}")
+            return self._write(session, project, event="force", dest=state, params={}, actor=actor, forced=True,
+                               reason=reason, fields={})
+
+    def _write(
+        self,
+        session: Session,
+        project: Project,
+        *,
+        event: str,
+        dest: str,
+        params: dict[str, str],
+        actor: str,
+        forced: bool,
+        reason: str | None,
+        fields: dict[str, str],
+    ) -> Change:
+        now, wall = self.clock.now(), self.clock.wall()
+        assert project.id is not None
+        source = project.state
+        # The version in the WHERE clause is what makes a concurrent change lose cleanly instead of silently.
+        updated = session.execute(
+            sa.update(Project)
+            .where(col(Project.id) == project.id, col(Project.version) == project.version)
+            .values(state=dest, updated_at=now, version=project.version + 1, **fields)
+        )
+        if updated.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError(
+                f"project {project.id} was changed by another process since it was read; nothing was done, retry"
+            )
+        released = self._release_tranches(session, project.id, dest, now)
+        seq = (
+            session.execute(
+                sa.select(sa.func.max(AuditEntry.seq)).where(col(AuditEntry.project_id) == project.id)
+            ).scalar_one()
+            or 0
+        ) + 1
+        session.add(
+            AuditEntry(project_id=project.id, seq=seq, at=now, recorded_at=wall, event=event, source=source,
+                       dest=dest, actor=actor, reason=reason, forced=forced,
+                       params=json.dumps(params, ensure_ascii=False, sort_keys=True))
+        )
+        return Change(project_id=project.id, event=event, source=source, dest=dest, at=now, actor=actor,
+                      forced=forced, reason=reason, released=released)
+
+    @staticmethod
+    def _release_tranches(session: Session, project_id: int, dest: str, now: datetime) -> tuple[ReleasedTranche, ...]:
+        due = lifecycle.tranches_reached(dest)
+        if not due:
+            return ()
+        pending = session.exec(
+            select(Tranche)
+            .where(Tranche.project_id == project_id, col(Tranche.number).in_(due), col(Tranche.released_at).is_(None))
+            .order_by(col(Tranche.number))
+        ).all()
+        released = []
+        for tranche in pending:
+            # `released_at IS NULL` in the WHERE clause: a tranche is released once, whatever happens around it.
+            result = session.execute(
+                sa.update(Tranche)
+                .where(col(Tranche.id) == tranche.id, col(Tranche.released_at).is_(None))
+                .values(released_at=now)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise ConflictError(f"tranche {tranche.number} of project {project_id} was released concurrently")
+            released.append(
+                ReleasedTranche(number=tranche.number, percent=Decimal(tranche.percent),
+                                amount_cents=tranche.amount_cents)
+            )
+        return tuple(released)
+
+
+def _load(session: Session, project_id: int) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise UnknownProjectError(str(project_id))
+    return project
+
+
+def load_grappe(session: Session, project: Project) -> Grappe:
+    """Rebuild a project's grappe from its stored organisations and ESMS."""
+    organisations = session.exec(
+        select(Organisation).where(Organisation.project_id == project.id).order_by(col(Organisation.id))
+    ).all()
+    esms_rows = session.exec(select(Esms).where(Esms.project_id == project.id).order_by(col(Esms.id))).all()
+    by_org: dict[int, list[EsmsRecord]] = {}
+    for row in esms_rows:
+        by_org.setdefault(row.organisation_id, []).append(
+            EsmsRecord(finess=row.finess, name=row.name, category=row.category, small=row.small)
+        )
+    return Grappe(
+        kind=project.kind,
+        services_socles=tuple(s for s in project.services_socles.split(",") if s),
+        organisations=tuple(
+            OrganisationRecord(name=o.name, finess=o.finess, esms=tuple(by_org.get(o.id or 0, ())))
+            for o in organisations
+        ),
+    )

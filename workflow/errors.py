@@ -1,0 +1,140 @@
+"""The engine's exceptions, under one root.
+
+    EsmsError                      exit_code
+    ├── BadInputError              2   the command or a file is wrong; nothing was changed
+    │   ├── MalformedFileError         a campaign, project or settings file (path and key at fault)
+    │   ├── UnknownProjectError        (also a LookupError)
+    │   ├── UnknownCampaignError       (also a LookupError)
+    │   ├── UnknownEventError
+    │   ├── UnknownStateError
+    │   ├── InvalidArgumentError       a `key=value`, a date, an option value
+    │   └── DatabaseNotInitialisedError
+    ├── RuleRefusedError           1   a programme rule refused the event; nothing was changed
+    │   ├── EventNotAllowedError       the event does not leave the project's current state
+    │   ├── DeadlinePassedError
+    │   ├── NotYetOpenError
+    │   ├── IneligibleError
+    │   └── UsageCriteriaNotMetError
+    ├── ConflictError              3   another process changed the project first; nothing was changed
+    └── OperationalError           4   the database or a server cannot be reached
+
+Every refusal names the rule and the value that broke it, in one line.
+"""
+
+from __future__ import annotations
+
+
+class EsmsError(Exception):
+    """Root of every error the engine reports to a user."""
+
+    exit_code: int = 4
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInputError(EsmsError):
+    """The command, an argument or a file is wrong (exit 2)."""
+
+    exit_code = 2
+
+
+class MalformedFileError(BadInputError):
+    """A TOML file is unreadable or breaks its schema; carries the path and the key at fault."""
+
+    def __init__(self, path: str, key: str | None, problem: str) -> None:
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.key = key
+        self.problem = problem
+
+
+class UnknownProjectError(BadInputError, LookupError):
+    """No project has this id."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(f"unknown project: {project_id!r} (see `esms project list`)")
+        self.project_id = project_id
+
+
+class UnknownCampaignError(BadInputError, LookupError):
+    """No campaign file defines this id."""
+
+    def __init__(self, campaign_id: str, known: list[str]) -> None:
+        choices = ", ".join(known) or "none"
+        super().__init__(f"unknown campaign: {campaign_id!r} (known: {choices})")
+        self.campaign_id = campaign_id
+
+
+class UnknownEventError(BadInputError):
+    """The life cycle declares no event of this name."""
+
+    def __init__(self, event: str, known: list[str]) -> None:
+        super().__init__(f"unknown event: {event!r} (events: {', '.join(known)})")
+        self.event = event
+
+
+class UnknownStateError(BadInputError):
+    """The life cycle declares no state of this name."""
+
+    def __init__(self, state: str, known: list[str]) -> None:
+        super().__init__(f"unknown state: {state!r} (states: {', '.join(known)})")
+        self.state = state
+
+
+class InvalidArgumentError(BadInputError):
+    """A command argument is malformed."""
+
+
+class DatabaseNotInitialisedError(BadInputError):
+    """The database has no schema, or an older one, yet."""
+
+
+class RuleRefusedError(EsmsError):
+    """A programme rule refused an event (exit 1). `rule` names the rule; `event` and `state` give context."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, rule: str, event: str | None = None, state: str | None = None) -> None:
+        prefix = f"{event} refused: " if event else "refused: "
+        super().__init__(prefix + message)
+        self.rule = rule
+        self.event = event
+        self.state = state
+
+
+class EventNotAllowedError(RuleRefusedError):
+    """The event does not leave the project's current state."""
+
+
+class DeadlinePassedError(RuleRefusedError):
+    """A campaign deadline has passed."""
+
+
+class NotYetOpenError(RuleRefusedError):
+    """The step is not open yet."""
+
+
+class IneligibleError(RuleRefusedError):
+    """The project does not meet the campaign's eligibility rules."""
+
+
+class UsageCriteriaNotMetError(RuleRefusedError):
+    """At least one usage criterion is not met."""
+
+
+class ConflictError(EsmsError):
+    """Another process changed the project between our read and our write (exit 3): retry the command."""
+
+    exit_code = 3
+
+
+class OperationalError(EsmsError):
+    """The database or another server cannot be reached (exit 4)."""
+
+    exit_code = 4

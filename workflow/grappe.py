@@ -1,0 +1,93 @@
+"""A grappe as registered: its organisations and ESMS, with the FINESS rules and the eligibility check."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from workflow.campaigns import SERVICES_SOCLES, Campaign
+
+#: 9 characters, the département first: two digits, or 2A/2B for Corsica.
+FINESS_PATTERN = re.compile(r"(?:\d{2}|2A|2B)\d{7}")
+
+
+def finess_problem(finess: str) -> str | None:
+    """Say what is wrong with a FINESS number, or None when it is well formed."""
+    if len(finess) != 9:
+        return f"FINESS {finess!r} must have 9 characters, not {len(finess)}"
+    if not FINESS_PATTERN.fullmatch(finess):
+        return f"FINESS {finess!r} must be a département (2 digits, 2A or 2B) then 7 digits"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EsmsRecord:
+    """One establishment or service of the grappe."""
+
+    finess: str
+    name: str
+    category: str
+    small: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrganisationRecord:
+    """One organisme gestionnaire and the ESMS it runs within the project."""
+
+    name: str
+    finess: str
+    esms: tuple[EsmsRecord, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grappe:
+    """What eligibility and funding depend on: kind, services socles and the organisations with their ESMS."""
+
+    kind: str
+    services_socles: tuple[str, ...]
+    organisations: tuple[OrganisationRecord, ...]
+
+    @property
+    def esms(self) -> tuple[EsmsRecord, ...]:
+        """Every ESMS of every organisation."""
+        return tuple(e for o in self.organisations for e in o.esms)
+
+    @property
+    def esms_count(self) -> int:
+        """How many ESMS the grappe groups."""
+        return len(self.esms)
+
+    @property
+    def small_esms_count(self) -> int:
+        """How many of them are small (eligible for equipment)."""
+        return sum(1 for e in self.esms if e.small)
+
+    def funding_total_cents(self, campaign: Campaign) -> int:
+        """Return the single financing this grappe asks for under `campaign`."""
+        return campaign.funding.total_cents(self.kind, self.esms_count, self.small_esms_count)
+
+
+def eligibility_problems(grappe: Grappe, campaign: Campaign) -> list[str]:
+    """List every eligibility rule of `campaign` that `grappe` breaks (empty when eligible)."""
+    rules = campaign.eligibility
+    problems = []
+    if len(grappe.organisations) < rules.min_organisations:
+        problems.append(f"{len(grappe.organisations)} organisations, at least {rules.min_organisations} required")
+    if grappe.esms_count < rules.min_esms:
+        problems.append(f"{grappe.esms_count} ESMS, at least {rules.min_esms} required")
+    numbers = [o.finess for o in grappe.organisations] + [e.finess for e in grappe.esms]
+    problems.extend(p for p in (finess_problem(n) for n in numbers) if p)
+    seen: set[str] = set()
+    for esms in grappe.esms:
+        if esms.finess in seen:
+            problems.append(f"ESMS {esms.finess} listed twice")
+        seen.add(esms.finess)
+    if grappe.kind == "compliance":
+        # The INS is mandatory for everyone, so it never counts as one of the optional services socles.
+        socles = {s for s in grappe.services_socles if s in SERVICES_SOCLES}
+        if len(socles) < rules.min_services_socles:
+            problems.append(
+                f"compliance project targets {len(socles)} services socles "
+                f"({', '.join(sorted(socles)) or 'none'}), at least {rules.min_services_socles} required"
+            )
+    return problems

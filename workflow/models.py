@@ -1,0 +1,127 @@
+"""Database tables (SQLModel): projects, their organisations and ESMS, tranches and the append-only audit log.
+
+Times are stored as UTC and come back timezone-aware (`UTCDateTime`); money is integer cents. The `version`
+column of a project guards against lost updates between processes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC (naive in SQLite, `timestamptz` in PostgreSQL), always read back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    """A `UTCDateTime` column for an SQLModel field."""
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Project(SQLModel, table=True):
+    """A funded (or applying) project of one grappe, and where it stands in the life cycle."""
+
+    __tablename__ = "project"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=32)
+    state: str = Field(index=True, max_length=32)
+    selection_group: str | None = Field(default=None, max_length=1)
+    services_socles: str = Field(default="", max_length=200)  # comma-separated
+    owner_name: str = Field(max_length=200)
+    owner_email: str = Field(max_length=254)
+    esms_count: int
+    small_esms_count: int
+    total_cents: int = Field(sa_type=sa.BigInteger)
+    needs_reference: str | None = Field(default=None, max_length=200)
+    vendor: str | None = Field(default=None, max_length=200)
+    configuration_invoice: str | None = Field(default=None, max_length=200)
+    rollout_invoice: str | None = Field(default=None, max_length=200)
+    withdrawal_reason: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = Field(sa_column=utc_column())
+    updated_at: datetime = Field(sa_column=utc_column())
+    version: int = Field(default=1)
+
+
+class Organisation(SQLModel, table=True):
+    """An organisme gestionnaire of a project's grappe."""
+
+    __tablename__ = "organisation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(max_length=200)
+    finess: str = Field(max_length=9)
+
+
+class Esms(SQLModel, table=True):
+    """An establishment or service run by an organisation of the grappe."""
+
+    __tablename__ = "esms"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    finess: str = Field(max_length=9)
+    name: str = Field(max_length=200)
+    category: str = Field(max_length=64)
+    small: bool = False
+
+
+class Tranche(SQLModel, table=True):
+    """One of a project's payments; `released_at` is set once, when its milestone is reached, and never undone."""
+
+    __tablename__ = "tranche"
+    __table_args__ = (sa.UniqueConstraint("project_id", "number", name="uq_tranche_project_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    number: int
+    percent: str = Field(max_length=16)  # decimal string, exact
+    amount_cents: int = Field(sa_type=sa.BigInteger)
+    released_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change of a project, appended and never rewritten: who, when (effective and wall clock) and why."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (sa.UniqueConstraint("project_id", "seq", name="uq_audit_project_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    seq: int  # 1, 2, … within the project
+    at: datetime = Field(sa_column=utc_column())
+    recorded_at: datetime = Field(sa_column=utc_column())
+    event: str = Field(max_length=64)
+    source: str | None = Field(default=None, max_length=32)
+    dest: str = Field(max_length=32)
+    actor: str = Field(max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+    forced: bool = False
+    params: str = Field(default="{}")  # JSON object of the event's key=value arguments

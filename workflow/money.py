@@ -1,0 +1,64 @@
+"""Money: euros parsed exactly, held as integer cents, split into tranches that add up to the cent."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+CENTS_PER_EURO = 100
+
+
+def parse_euros(value: object) -> Decimal:
+    """Parse an amount of euros from an integer or a decimal string; floats are refused (they are inexact).
+
+    Raises ValueError with a short explanation.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{value!r} is a float; write an integer or a decimal string such as \"3333.33\"")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+        if not amount.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return amount
+    raise ValueError(f"{value!r} is not an amount (integer or decimal string)")
+
+
+def to_cents(euros: Decimal) -> int:
+    """Convert euros to cents, refusing fractions of a cent."""
+    cents = euros * CENTS_PER_EURO
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{euros} has a fraction of a cent")
+    return int(cents)
+
+
+def format_cents(cents: int) -> str:
+    """Format cents as a plain euro string with two decimals: 232000.00 (JSON, logs)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), CENTS_PER_EURO)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def format_euros_fr(cents: int) -> str:
+    """Format cents the French way for people: 232 000,00 € (narrow no-break space between thousands)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), CENTS_PER_EURO)
+    grouped = f"{whole:,}".replace(",", "\u202f")
+    return f"{sign}{grouped},{part:02d}\u00a0€"
+
+
+def split_tranches(total_cents: int, percents: list[Decimal]) -> list[int]:
+    """Split `total_cents` by `percents` (adding up to 100); the last tranche takes the rounding remainder.
+
+    Each tranche but the last is rounded down to the cent, so no tranche is ever overpaid before the last.
+    """
+    if sum(percents, Decimal(0)) != 100:
+        raise ValueError(f"tranche percentages add up to {sum(percents, Decimal(0))}, not 100")
+    amounts = [
+        int((Decimal(total_cents) * p / 100).to_integral_value(rounding=ROUND_DOWN)) for p in percents[:-1]
+    ]
+    amounts.append(total_cents - sum(amounts))
+    return amounts
