@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from workflow.campaigns import SERVICES_SOCLES, Campaign
 
 #: 9 characters, the département first: two digits, or 2A/2B for Corsica.
-FINESS_PATTERN = re.compile(r"(?:\d{2}|2A|2B)\d{7}")
+FINESS_PATTERN = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
 
 
 def finess_problem(finess: str) -> str | None:

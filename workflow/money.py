@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 CENTS_PER_EURO = 100
+#: No public envelope comes near this; it keeps every amount within a 64-bit column once in cents.
+MAX_EUROS = Decimal(10) ** 15
 
 
 def parse_euros(value: object) -> Decimal:
@@ -28,8 +30,11 @@ def parse_euros(value: object) -> Decimal:
 
 
 def to_cents(euros: Decimal) -> int:
-    """Convert euros to cents, refusing fractions of a cent."""
-    cents = euros * CENTS_PER_EURO
+    """Convert euros to cents, refusing fractions of a cent and amounts beyond any budget."""
+    if not euros.is_finite() or abs(euros) >= MAX_EUROS:
+        raise ValueError(f"{euros} is out of range (less than {MAX_EUROS} euros)")
+    # Exact arithmetic: the default 28-digit context would round a long amount before the check below.
+    cents = euros.scaleb(2)
     if cents != cents.to_integral_value():
         raise ValueError(f"{euros} has a fraction of a cent")
     return int(cents)

@@ -45,6 +45,8 @@ def main_options(
 ) -> None:
     """ESMS numérique workflow engine."""
     ctx.obj = Runtime(now_text=now)
+    if now is not None:
+        ctx.obj.clock  # noqa: B018  (a malformed --now is refused whatever the command)
 
 
 def _runtime(ctx: typer.Context) -> Runtime:
