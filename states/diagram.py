@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from states.lifecycle import APPLICATION, FINAL_STATES, OPEN_STATES, TRANCHE_MILESTONES, TRANSITIONS, WITHDRAWN
+from states.lifecycle import (
+    APPLICATION,
+    FINAL_STATES,
+    OPEN_STATES,
+    TRANCHE_MILESTONES,
+    TRANSITIONS,
+    WITHDRAWN,
+)
 
 
 def mermaid() -> str:

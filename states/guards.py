@@ -91,8 +91,7 @@ def eligible(ctx: GuardContext) -> None:
     """The grappe meets the campaign's minima, FINESS rules and services socles."""
     problems = eligibility_problems(ctx.grappe(), ctx.campaign)
     if problems:
-        raise IneligibleError("not eligible: " + "; ".join(problems), rule="eligible", event=ctx.event,
-                              state=ctx.state)
+        raise IneligibleError("not eligible: " + "; ".join(problems), rule="eligible", event=ctx.event, state=ctx.state)
 
 
 def usage_criteria_met(ctx: GuardContext) -> None:
@@ -115,7 +114,9 @@ def usage_criteria_met(ctx: GuardContext) -> None:
             unmet.append(f"{criterion.id} = {value} < {criterion.min}")
     if unmet:
         raise UsageCriteriaNotMetError(
-            "usage criteria not met: " + "; ".join(unmet), rule="usage_criteria_met", event=ctx.event,
+            "usage criteria not met: " + "; ".join(unmet),
+            rule="usage_criteria_met",
+            event=ctx.event,
             state=ctx.state,
         )
 

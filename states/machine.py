@@ -105,9 +105,7 @@ def check_params(event: str, params: dict[str, str]) -> None:
                 raise InvalidArgumentError(f"{event}: missing parameter {param.name}=…")
             continue
         if param.choices and value not in param.choices:
-            raise InvalidArgumentError(
-                f"{event}: {param.name}={value!r} is not one of {', '.join(param.choices)}"
-            )
+            raise InvalidArgumentError(f"{event}: {param.name}={value!r} is not one of {', '.join(param.choices)}")
 
 
 def fire(context: GuardContext) -> str:
@@ -139,7 +137,9 @@ def fire(context: GuardContext) -> str:
             machine.remove_model(model)
     if not moved:
         raise EventNotAllowedError(
-            f"no transition matches {context.params}", rule="event_allowed_in_state", event=context.event,
+            f"no transition matches {context.params}",
+            rule="event_allowed_in_state",
+            event=context.event,
             state=context.state,
         )
     return model.state

@@ -104,6 +104,7 @@ def config_dir(tmp_path: Path) -> Path:
 
     target = tmp_path / "config"
     shutil.copytree(CONFIG_DIR / "campaigns", target / "campaigns")
+    shutil.copytree(CONFIG_DIR / "projects", target / "projects")
     return target
 
 

@@ -6,6 +6,7 @@ it is a constant in code. Calendar dates become instants here and only here, in 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -180,7 +181,7 @@ def _read_calendar(section: Section) -> dict[str, date]:
             calendar[key] = day
     section.finish()
     ordered = [key for key in CALENDAR_KEYS if key in calendar]
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         if calendar[after] < calendar[before]:
             raise section.fail(
                 after, f"{calendar[after].isoformat()} falls before {before} ({calendar[before].isoformat()})"
@@ -230,9 +231,7 @@ def _read_eligibility(section: Section) -> Eligibility:
     eligibility = Eligibility(
         min_organisations=section.req_integer("min_organisations", minimum=1, maximum=10_000),
         min_esms=section.req_integer("min_esms", minimum=1, maximum=100_000),
-        min_services_socles=section.req_integer(
-            "min_services_socles", minimum=0, maximum=len(SERVICES_SOCLES)
-        ),
+        min_services_socles=section.req_integer("min_services_socles", minimum=0, maximum=len(SERVICES_SOCLES)),
     )
     section.finish()
     return eligibility

@@ -21,12 +21,12 @@ from states.guards import GuardContext
 from states.machine import fire as fire_machine
 from workflow.campaigns import Campaign, get_campaign
 from workflow.clock import Clock
+from workflow.db import transaction
 from workflow.errors import ConflictError, InvalidArgumentError, UnknownProjectError, UnknownStateError
 from workflow.grappe import EsmsRecord, Grappe, OrganisationRecord
 from workflow.models import AuditEntry, Esms, Organisation, Project, Tranche
 from workflow.money import split_tranches
 from workflow.project_file import ProjectSpec
-from workflow.db import transaction
 
 MAX_REASON = 2000
 
@@ -94,16 +94,33 @@ class Workflow:
                 session.flush()
                 assert organisation.id is not None
                 session.add_all(
-                    Esms(project_id=project.id, organisation_id=organisation.id, finess=e.finess, name=e.name,
-                         category=e.category, small=e.small)
+                    Esms(
+                        project_id=project.id,
+                        organisation_id=organisation.id,
+                        finess=e.finess,
+                        name=e.name,
+                        category=e.category,
+                        small=e.small,
+                    )
                     for e in org.esms
                 )
             amounts = split_tranches(total, list(campaign.funding.tranches))
             for number, (percent, amount) in enumerate(zip(campaign.funding.tranches, amounts, strict=True), 1):
                 session.add(Tranche(project_id=project.id, number=number, percent=str(percent), amount_cents=amount))
             session.add(
-                AuditEntry(project_id=project.id, seq=1, at=now, recorded_at=wall, event="register", source=None,
-                           dest=lifecycle.APPLICATION, actor=actor, reason=None, forced=False, params="{}")
+                AuditEntry(
+                    project_id=project.id,
+                    seq=1,
+                    at=now,
+                    recorded_at=wall,
+                    event="register",
+                    source=None,
+                    dest=lifecycle.APPLICATION,
+                    actor=actor,
+                    reason=None,
+                    forced=False,
+                    params="{}",
+                )
             )
             return project.id
 
@@ -127,8 +144,17 @@ class Workflow:
             spec = lifecycle.EVENTS_BY_NAME[event]
             recorded = {p.records: params[p.name] for p in spec.params if p.records and p.name in params}
             reason = params.get("reason") if event == "withdraw" else None
-            return self._write(session, project, event=event, dest=dest, params=params, actor=actor,
-                               forced=False, reason=reason, fields=recorded)
+            return self._write(
+                session,
+                project,
+                event=event,
+                dest=dest,
+                params=params,
+                actor=actor,
+                forced=False,
+                reason=reason,
+                fields=recorded,
+            )
 
     def force(self, project_id: int, state: str, reason: str, actor: str) -> Change:
         """Move a project to `state` bypassing the guards; audited as forced with the operator's reason.
@@ -146,8 +172,17 @@ class Workflow:
             project = _load(session, project_id)
             if project.state == state:
                 raise InvalidArgumentError(f"force: project {project_id} is already in {state}")
-            return self._write(session, project, event="force", dest=state, params={}, actor=actor, forced=True,
-                               reason=reason, fields={})
+            return self._write(
+                session,
+                project,
+                event="force",
+                dest=state,
+                params={},
+                actor=actor,
+                forced=True,
+                reason=reason,
+                fields={},
+            )
 
     def _write(
         self,
@@ -183,12 +218,31 @@ class Workflow:
             or 0
         ) + 1
         session.add(
-            AuditEntry(project_id=project.id, seq=seq, at=now, recorded_at=wall, event=event, source=source,
-                       dest=dest, actor=actor, reason=reason, forced=forced,
-                       params=json.dumps(params, ensure_ascii=False, sort_keys=True))
+            AuditEntry(
+                project_id=project.id,
+                seq=seq,
+                at=now,
+                recorded_at=wall,
+                event=event,
+                source=source,
+                dest=dest,
+                actor=actor,
+                reason=reason,
+                forced=forced,
+                params=json.dumps(params, ensure_ascii=False, sort_keys=True),
+            )
         )
-        return Change(project_id=project.id, event=event, source=source, dest=dest, at=now, actor=actor,
-                      forced=forced, reason=reason, released=released)
+        return Change(
+            project_id=project.id,
+            event=event,
+            source=source,
+            dest=dest,
+            at=now,
+            actor=actor,
+            forced=forced,
+            reason=reason,
+            released=released,
+        )
 
     @staticmethod
     def _release_tranches(session: Session, project_id: int, dest: str, now: datetime) -> tuple[ReleasedTranche, ...]:
@@ -197,7 +251,11 @@ class Workflow:
             return ()
         pending = session.exec(
             select(Tranche)
-            .where(Tranche.project_id == project_id, col(Tranche.number).in_(due), col(Tranche.released_at).is_(None))
+            .where(
+                Tranche.project_id == project_id,
+                col(Tranche.number).in_(due),
+                col(Tranche.released_at).is_(None),
+            )
             .order_by(col(Tranche.number))
         ).all()
         released = []
@@ -211,8 +269,9 @@ class Workflow:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise ConflictError(f"tranche {tranche.number} of project {project_id} was released concurrently")
             released.append(
-                ReleasedTranche(number=tranche.number, percent=Decimal(tranche.percent),
-                                amount_cents=tranche.amount_cents)
+                ReleasedTranche(
+                    number=tranche.number, percent=Decimal(tranche.percent), amount_cents=tranche.amount_cents
+                )
             )
         return tuple(released)
 

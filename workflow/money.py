@@ -14,8 +14,8 @@ def parse_euros(value: object) -> Decimal:
 
     Raises ValueError with a short explanation.
     """
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError(f"{value!r} is a float; write an integer or a decimal string such as \"3333.33\"")
+    if isinstance(value, bool | float):
+        raise ValueError(f'{value!r} is a float; write an integer or a decimal string such as "3333.33"')
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str):
@@ -62,8 +62,6 @@ def split_tranches(total_cents: int, percents: list[Decimal]) -> list[int]:
     """
     if sum(percents, Decimal(0)) != 100:
         raise ValueError(f"tranche percentages add up to {sum(percents, Decimal(0))}, not 100")
-    amounts = [
-        int((Decimal(total_cents) * p / 100).to_integral_value(rounding=ROUND_DOWN)) for p in percents[:-1]
-    ]
+    amounts = [int((Decimal(total_cents) * p / 100).to_integral_value(rounding=ROUND_DOWN)) for p in percents[:-1]]
     amounts.append(total_cents - sum(amounts))
     return amounts

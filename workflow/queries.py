@@ -18,7 +18,7 @@ from workflow.models import AuditEntry, Project, Tranche
 from workflow.money import format_cents
 
 #: States whose project holds a funding commitment: selected (group A or promoted) and not ended early.
-COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.NEEDS_STATEMENT):]
+COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.NEEDS_STATEMENT) :]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -100,8 +100,15 @@ def list_projects(engine: Engine, campaign: str | None, state: str | None) -> li
     with translate_errors(), Session(engine) as session:
         projects = session.exec(query).all()
     return [
-        {"id": p.id, "name": p.name, "campaign": p.campaign_id, "kind": p.kind, "state": p.state,
-         "selection_group": p.selection_group, "total_eur": format_cents(p.total_cents)}
+        {
+            "id": p.id,
+            "name": p.name,
+            "campaign": p.campaign_id,
+            "kind": p.kind,
+            "state": p.state,
+            "selection_group": p.selection_group,
+            "total_eur": format_cents(p.total_cents),
+        }
         for p in projects
     ]
 
@@ -115,8 +122,18 @@ def history(engine: Engine, project_id: int) -> list[dict[str, Any]]:
             select(AuditEntry).where(AuditEntry.project_id == project_id).order_by(col(AuditEntry.seq))
         ).all()
     return [
-        {"seq": e.seq, "at": iso(e.at), "recorded_at": iso(e.recorded_at), "event": e.event, "source": e.source,
-         "dest": e.dest, "actor": e.actor, "reason": e.reason, "forced": e.forced, "params": json.loads(e.params)}
+        {
+            "seq": e.seq,
+            "at": iso(e.at),
+            "recorded_at": iso(e.recorded_at),
+            "event": e.event,
+            "source": e.source,
+            "dest": e.dest,
+            "actor": e.actor,
+            "reason": e.reason,
+            "forced": e.forced,
+            "params": json.loads(e.params),
+        }
         for e in entries
     ]
 
@@ -137,7 +154,7 @@ def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: 
                 )
             ).one()
             released_rows = session.execute(
-                sa.select(Tranche.number, sa.func.sum(Tranche.amount_cents), sa.func.count())
+                sa.select(col(Tranche.number), sa.func.sum(Tranche.amount_cents), sa.func.count())
                 .join(Project, col(Project.id) == col(Tranche.project_id))
                 .where(col(Project.campaign_id) == campaign.id, col(Tranche.released_at).is_not(None))
                 .group_by(col(Tranche.number))
@@ -162,8 +179,12 @@ def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: 
                     "committed_eur": format_cents(committed),
                     "committed_projects": int(live[1]),
                     "released": [
-                        {"number": n, "percent": str(p), "amount_eur": format_cents(released.get(n, (0, 0))[0]),
-                         "projects": released.get(n, (0, 0))[1]}
+                        {
+                            "number": n,
+                            "percent": str(p),
+                            "amount_eur": format_cents(released.get(n, (0, 0))[0]),
+                            "projects": released.get(n, (0, 0))[1],
+                        }
                         for n, p in enumerate(campaign.funding.tranches, 1)
                     ],
                     "released_eur": format_cents(sum(t for t, _ in released.values())),

@@ -152,7 +152,7 @@ class Section:
         if not isinstance(value, list):
             raise self.fail(name, f"must be an array, not {_kind(value)}")
         for index, item in enumerate(value):
-            if isinstance(item, bool) and kind is not bool or not isinstance(item, kind):
+            if (isinstance(item, bool) and kind is not bool) or not isinstance(item, kind):
                 raise self.fail(f"{name}[{index}]", f"must be {kind.__name__}, not {_kind(item)}")
         return value
 
@@ -193,8 +193,14 @@ class Section:
 
 
 def _kind(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
-             dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
     for kind, label in names.items():
         if type(value) is kind:
             return label

@@ -19,9 +19,7 @@ WALK = [
 ]
 
 
-def test_acquisition_project_goes_from_application_to_completed_with_exact_tranches(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_acquisition_project_goes_from_application_to_completed_with_exact_tranches(cli: Cli, tmp_path: Path) -> None:
     project_file = write_project(tmp_path, esms=20, small=4)
     added = cli.subprocess("project", "add", str(project_file), "--json", now="2021-03-01T10:00:00+01:00")
     assert added.code == 0, added.err

@@ -11,6 +11,7 @@ import pytest
 
 from states.guards import GuardContext
 from states.machine import check_params, fire
+from tests.conftest import CONFIG_DIR, write_project
 from workflow.campaigns import Campaign, load_campaign
 from workflow.errors import (
     DeadlinePassedError,
@@ -23,8 +24,6 @@ from workflow.errors import (
 )
 from workflow.grappe import Grappe
 from workflow.project_file import load_project_file
-
-from tests.conftest import CONFIG_DIR, write_project
 
 PARIS = ZoneInfo("Europe/Paris")
 ONE_SECOND = timedelta(seconds=1)
@@ -57,8 +56,9 @@ def grappe(tmp_path_factory: pytest.TempPathFactory) -> Grappe:
 
 
 def context(campaign: Campaign, grappe: Grappe, event: str, state: str, now: datetime, **params: str) -> GuardContext:
-    return GuardContext(event=event, state=state, campaign=campaign, grappe=lambda: grappe, now=now,
-                        params=dict(params))
+    return GuardContext(
+        event=event, state=state, campaign=campaign, grappe=lambda: grappe, now=now, params=dict(params)
+    )
 
 
 def end_of(campaign: Campaign, key: str) -> datetime:
@@ -125,8 +125,9 @@ def test_step_opens_at_midnight_local_time(
     assert fire(context(campaign, grappe, event, state, opens, **params)) == dest
 
 
-@pytest.mark.parametrize(("group", "dest"), [("A", "needs_statement"), ("B", "waitlisted"), ("C", "rework"),
-                                             ("D", "rejected")])
+@pytest.mark.parametrize(
+    ("group", "dest"), [("A", "needs_statement"), ("B", "waitlisted"), ("C", "rework"), ("D", "rejected")]
+)
 def test_selection_group_decides_the_destination(group: str, dest: str, grappe: Grappe) -> None:
     now = datetime(2021, 4, 15, 10, tzinfo=UTC)
     assert fire(context(hdf(), grappe, "select", "selection", now, group=group)) == dest
@@ -152,11 +153,32 @@ def test_submission_of_an_ineligible_grappe_is_refused_naming_each_rule(tmp_path
 def test_usage_criteria_met_at_the_minimum_and_refused_just_under(grappe: Grappe) -> None:
     now = datetime(2022, 6, 1, tzinfo=UTC)
     campaign = hdf()
-    assert fire(context(campaign, grappe, "verify_usage", "usage_evaluation", now, dui_actifs="80",
-                        ins_qualifiees="50")) == "completed"
+    assert (
+        fire(
+            context(
+                campaign,
+                grappe,
+                "verify_usage",
+                "usage_evaluation",
+                now,
+                dui_actifs="80",
+                ins_qualifiees="50",
+            )
+        )
+        == "completed"
+    )
     with pytest.raises(UsageCriteriaNotMetError) as refused:
-        fire(context(campaign, grappe, "verify_usage", "usage_evaluation", now, dui_actifs="79.99",
-                     ins_qualifiees="49,5"))
+        fire(
+            context(
+                campaign,
+                grappe,
+                "verify_usage",
+                "usage_evaluation",
+                now,
+                dui_actifs="79.99",
+                ins_qualifiees="49,5",
+            )
+        )
     assert "dui_actifs = 79.99 < 80" in str(refused.value)
     assert "ins_qualifiees = 49.5 < 50" in str(refused.value)
 
@@ -171,8 +193,20 @@ def test_unmeasured_criterion_is_unmet_and_unknown_or_malformed_ones_are_bad_inp
         fire(context(hdf(), grappe, "verify_usage", "usage_evaluation", now, dui_actifs="beaucoup"))
 
 
-@pytest.mark.parametrize("state", ["application", "selection", "needs_statement", "vendor_contract", "agreement",
-                                   "configuration", "rollout", "usage_evaluation", "waitlisted"])
+@pytest.mark.parametrize(
+    "state",
+    [
+        "application",
+        "selection",
+        "needs_statement",
+        "vendor_contract",
+        "agreement",
+        "configuration",
+        "rollout",
+        "usage_evaluation",
+        "waitlisted",
+    ],
+)
 def test_withdrawal_is_allowed_from_every_open_state(state: str, grappe: Grappe) -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     assert fire(context(hdf(), grappe, "withdraw", state, now, reason="fusion")) == "withdrawn"

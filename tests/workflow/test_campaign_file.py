@@ -188,9 +188,7 @@ def test_non_numeric_amount_string_is_refused(tmp_path: Path) -> None:
 
 
 def test_rate_above_ten_million_euros_is_refused(tmp_path: Path) -> None:
-    error, path = refusal(
-        tmp_path, edited("acquisition_per_esms = 25000", 'acquisition_per_esms = "10000000.01"')
-    )
+    error, path = refusal(tmp_path, edited("acquisition_per_esms = 25000", 'acquisition_per_esms = "10000000.01"'))
     assert_names(error, path, "funding.acquisition_per_esms")
 
 
@@ -200,9 +198,7 @@ def test_absurdly_large_envelope_is_reported_as_malformed(tmp_path: Path) -> Non
 
 
 def test_fraction_of_a_cent_in_a_very_long_envelope_is_refused(tmp_path: Path) -> None:
-    error, path = refusal(
-        tmp_path, edited("envelope = 30000000 ", 'envelope = "123456789012345678901234567.891" ')
-    )
+    error, path = refusal(tmp_path, edited("envelope = 30000000 ", 'envelope = "123456789012345678901234567.891" '))
     assert_names(error, path, "envelope")
 
 
@@ -234,9 +230,7 @@ def test_empty_tranches_are_refused(tmp_path: Path) -> None:
         ("[40, 40, -20]", "funding.tranches[2]"),
     ],
 )
-def test_absurd_tranche_percentage_is_refused_naming_its_index(
-    tmp_path: Path, tranches: str, key: str
-) -> None:
+def test_absurd_tranche_percentage_is_refused_naming_its_index(tmp_path: Path, tranches: str, key: str) -> None:
     error, path = refusal(tmp_path, edited("tranches = [40, 40, 20]", f"tranches = {tranches}"))
     assert_names(error, path, key)
 
@@ -255,9 +249,7 @@ def test_decimal_string_tranches_are_accepted(tmp_path: Path) -> None:
 
 
 def test_misspelt_calendar_key_is_refused_as_unknown(tmp_path: Path) -> None:
-    error, path = refusal(
-        tmp_path, edited("application_deadline = 2021-03-31", "aplication_deadline = 2021-03-31")
-    )
+    error, path = refusal(tmp_path, edited("application_deadline = 2021-03-31", "aplication_deadline = 2021-03-31"))
     assert_names(error, path, "calendar.aplication_deadline")
     assert error.problem == "unknown key"
 
@@ -319,24 +311,18 @@ def test_date_with_a_time_is_refused(tmp_path: Path) -> None:
 
 
 def test_dates_out_of_order_are_refused_naming_the_later_key(tmp_path: Path) -> None:
-    error, path = refusal(
-        tmp_path, edited("selection_deadline = 2021-05-31", "selection_deadline = 2021-03-30")
-    )
+    error, path = refusal(tmp_path, edited("selection_deadline = 2021-05-31", "selection_deadline = 2021-03-30"))
     assert_names(error, path, "calendar.selection_deadline")
     assert "application_deadline" in error.problem
 
 
 def test_needs_statement_opening_before_the_campaign_opens_is_refused(tmp_path: Path) -> None:
-    error, path = refusal(
-        tmp_path, edited("needs_statement_opens = 2021-03-15", "needs_statement_opens = 2021-02-14")
-    )
+    error, path = refusal(tmp_path, edited("needs_statement_opens = 2021-03-15", "needs_statement_opens = 2021-02-14"))
     assert_names(error, path, "calendar.needs_statement_opens")
 
 
 def test_needs_statement_may_open_after_applications_close(tmp_path: Path) -> None:
-    campaign = load_edited(
-        tmp_path, "needs_statement_opens = 2021-03-15", "needs_statement_opens = 2021-04-15"
-    )
+    campaign = load_edited(tmp_path, "needs_statement_opens = 2021-03-15", "needs_statement_opens = 2021-04-15")
     assert campaign.calendar["needs_statement_opens"] == date(2021, 4, 15)
 
 

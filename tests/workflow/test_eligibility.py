@@ -31,9 +31,7 @@ def make_grappe(
         for n in range(esms)
     ]
     orgs = tuple(
-        OrganisationRecord(
-            name=f"Organisation {o}", finess=f"59{o:07d}", esms=tuple(records[o::organisations])
-        )
+        OrganisationRecord(name=f"Organisation {o}", finess=f"59{o:07d}", esms=tuple(records[o::organisations]))
         for o in range(organisations)
     )
     grappe = Grappe(kind=kind, services_socles=socles, organisations=orgs)
@@ -172,4 +170,3 @@ def test_acquisition_rate_is_25000_euros_per_esms() -> None:
 def test_cap_comes_from_the_campaign() -> None:
     campaign = replace(HDF, funding=replace(HDF.funding, max_funded_esms=16))
     assert make_grappe(esms=20, small=20).funding_total_cents(campaign) == 16 * 2_500_000 + 16 * 2_000_000
-

@@ -88,26 +88,50 @@ def tranches(cli: Cli, project_id: str) -> list[tuple[str, str | None]]:
 
 def test_forced_transition_is_audited_and_releases_passed_milestones_once(cli: Cli, tmp_path: Path) -> None:
     project_id = add_project(cli, tmp_path)
-    moved = cli.ok("force", project_id, "rollout", "--reason", "reprise d'un dossier papier", "--actor", "ars",
-                   "--json", now="2021-09-01T12:00:00+02:00").json()
+    moved = cli.ok(
+        "force",
+        project_id,
+        "rollout",
+        "--reason",
+        "reprise d'un dossier papier",
+        "--actor",
+        "ars",
+        "--json",
+        now="2021-09-01T12:00:00+02:00",
+    ).json()
     assert [t["number"] for t in moved["released"]] == [1, 2]
     last = history(cli, project_id)[-1]
-    assert last == {**last, "event": "force", "source": "application", "dest": "rollout", "actor": "ars",
-                    "reason": "reprise d'un dossier papier", "forced": True}
+    assert last == {
+        **last,
+        "event": "force",
+        "source": "application",
+        "dest": "rollout",
+        "actor": "ars",
+        "reason": "reprise d'un dossier papier",
+        "forced": True,
+    }
     stamp = "2021-09-01T10:00:00+00:00"
     assert tranches(cli, project_id) == [("released", stamp), ("released", stamp), ("pending", None)]
 
     # Backwards: nothing released, nothing undone.
-    back = cli.ok("force", project_id, "agreement", "--reason", "convention à resigner", "--json",
-                  now="2021-10-01").json()
+    back = cli.ok(
+        "force", project_id, "agreement", "--reason", "convention à resigner", "--json", now="2021-10-01"
+    ).json()
     assert back["released"] == []
     assert tranches(cli, project_id) == [("released", stamp), ("released", stamp), ("pending", None)]
 
     # Forwards again past released milestones: they stay released with their first stamp.
     cli.ok("fire", project_id, "sign_agreement", now="2021-06-01")
     assert tranches(cli, project_id)[:2] == [("released", stamp), ("released", stamp)]
-    done = cli.ok("force", project_id, "completed", "--reason", "critères vérifiés sur place", "--json",
-                  now="2022-01-10T12:00:00+01:00").json()
+    done = cli.ok(
+        "force",
+        project_id,
+        "completed",
+        "--reason",
+        "critères vérifiés sur place",
+        "--json",
+        now="2022-01-10T12:00:00+01:00",
+    ).json()
     assert [t["number"] for t in done["released"]] == [3]
     assert tranches(cli, project_id)[2] == ("released", "2022-01-10T11:00:00+00:00")
     assert [h["forced"] for h in history(cli, project_id)] == [False, True, True, False, True]

@@ -165,9 +165,7 @@ def test_ins_is_accepted_as_a_service_socle(tmp_path: Path) -> None:
 
 
 def test_service_socle_listed_twice_is_refused(tmp_path: Path) -> None:
-    error, path = refusal(
-        tmp_path, edited('services_socles = ["mssante", "dmp"]', 'services_socles = ["dmp", "dmp"]')
-    )
+    error, path = refusal(tmp_path, edited('services_socles = ["mssante", "dmp"]', 'services_socles = ["dmp", "dmp"]'))
     assert_names(error, path, "services_socles")
 
 

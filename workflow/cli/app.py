@@ -73,6 +73,21 @@ def init(ctx: typer.Context) -> None:
 
 
 @app.command()
+def demo(
+    ctx: typer.Context,
+    database: Annotated[
+        Path | None, typer.Option("--database", help="SQLite file to (re)create (default: <data dir>/demo.sqlite3).")
+    ] = None,
+) -> None:
+    """Walk sample projects through a campaign on a fresh SQLite file, printing what happens."""
+    from workflow.demo import run_demo
+
+    runtime = _runtime(ctx)
+    target = database or runtime.settings.data_dir / "demo.sqlite3"
+    run_demo(target, runtime.settings.config_dir, runtime.campaigns, print)
+
+
+@app.command()
 def diagram() -> None:
     """Print the life cycle as a Mermaid state diagram."""
     from states.diagram import mermaid
@@ -92,13 +107,24 @@ def campaign_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
     else:
-        print_table(rows, ["id", "region", "opens", "application_deadline", "selection_deadline",
-                           "agreement_deadline", "envelope_eur"])
+        print_table(
+            rows,
+            [
+                "id",
+                "region",
+                "opens",
+                "application_deadline",
+                "selection_deadline",
+                "agreement_deadline",
+                "envelope_eur",
+            ],
+        )
 
 
 @campaign_app.command("show")
-def campaign_show(ctx: typer.Context, campaign_id: Annotated[str, typer.Argument(metavar="ID")],
-                  as_json: JsonOption = False) -> None:
+def campaign_show(
+    ctx: typer.Context, campaign_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
+) -> None:
     """Show one campaign: calendar, rates, minima, tranches, reminders and usage criteria."""
     from workflow.campaigns import get_campaign
     from workflow.cli.views import campaign_detail, print_mapping
@@ -114,8 +140,12 @@ def campaign_show(ctx: typer.Context, campaign_id: Annotated[str, typer.Argument
 
 
 @project_app.command("add")
-def project_add(ctx: typer.Context, file: Annotated[Path, typer.Argument(metavar="FILE")],
-                as_json: JsonOption = False, actor: ActorOption = None) -> None:
+def project_add(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE")],
+    as_json: JsonOption = False,
+    actor: ActorOption = None,
+) -> None:
     """Register a project from its TOML file, in `application`; print its id."""
     from workflow.project_file import load_project_file
 
@@ -150,8 +180,9 @@ def project_list(
 
 
 @project_app.command("show")
-def project_show(ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")],
-                 as_json: JsonOption = False) -> None:
+def project_show(
+    ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
+) -> None:
     """Show a project: state, money, tranches and the next deadline."""
     from workflow.cli.views import print_project
     from workflow.queries import parse_project_id, project_view
@@ -165,8 +196,9 @@ def project_show(ctx: typer.Context, project_id: Annotated[str, typer.Argument(m
 
 
 @project_app.command("history")
-def project_history(ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")],
-                    as_json: JsonOption = False) -> None:
+def project_history(
+    ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
+) -> None:
     """Show every change of a project: when, who, what and why."""
     from workflow.queries import history, parse_project_id
 

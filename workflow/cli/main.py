@@ -14,10 +14,10 @@ INTERNAL_ERROR = 70
 
 def main(argv: list[str] | None = None) -> int:
     """Run `esms` with `argv` (default: the process arguments) and return the exit code."""
+    import typer
+
     from workflow.cli.app import app
     from workflow.errors import EsmsError
-
-    import typer
 
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)

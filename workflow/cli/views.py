@@ -112,16 +112,19 @@ def print_mapping(document: dict[str, Any], indent: str = "") -> None:
 def print_project(view: dict[str, Any]) -> None:
     """Print a project for people."""
     print(f"project {view['id']}: {view['name']}")
-    print(f"  campaign:   {view['campaign']}   kind: {view['kind']}   ESMS: {view['esms']} "
-          f"({view['small_esms']} small)")
+    print(
+        f"  campaign:   {view['campaign']}   kind: {view['kind']}   ESMS: {view['esms']} ({view['small_esms']} small)"
+    )
     group = f" (group {view['selection_group']})" if view["selection_group"] else ""
     print(f"  state:      {view['state']} — {view['state_label']}{group}")
     print(f"  owner:      {view['owner']['name']} <{view['owner']['email']}>")
     print(f"  total:      {_fr(view['total_eur'])}   released: {_fr(view['released_eur'])}")
     for tranche in view["tranches"]:
         when = f" on {tranche['released_at']}" if tranche["released_at"] else ""
-        print(f"  tranche {tranche['number']}: {tranche['percent']:>3} %  {_fr(tranche['amount_eur']):>16}  "
-              f"{tranche['status']}{when}")
+        print(
+            f"  tranche {tranche['number']}: {tranche['percent']:>3} %  {_fr(tranche['amount_eur']):>16}  "
+            f"{tranche['status']}{when}"
+        )
     deadline = view["next_deadline"]
     if deadline:
         passed = " (passed)" if deadline["passed"] else ""
@@ -137,8 +140,10 @@ def print_funding(report: list[dict[str, Any]]) -> None:
         print(f"  envelope:  {_fr(campaign['envelope_eur']):>20}")
         print(f"  committed: {_fr(campaign['committed_eur']):>20}  ({campaign['committed_projects']} projects)")
         for tranche in campaign["released"]:
-            print(f"  released, tranche {tranche['number']} ({tranche['percent']} %): "
-                  f"{_fr(tranche['amount_eur']):>16}  ({tranche['projects']} projects)")
+            print(
+                f"  released, tranche {tranche['number']} ({tranche['percent']} %): "
+                f"{_fr(tranche['amount_eur']):>16}  ({tranche['projects']} projects)"
+            )
         print(f"  released:  {_fr(campaign['released_eur']):>20}")
         print(f"  remaining: {_fr(campaign['remaining_eur']):>20}")
 

@@ -1,0 +1,16 @@
+"""The README's first command: the demo runs on embedded defaults and prints the timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import Cli
+
+
+def test_demo_walks_the_sample_projects_and_reports_the_money(cli: Cli, tmp_path: Path) -> None:
+    result = cli.ok("demo", "--database", str(tmp_path / "demo.sqlite3"))
+    lines = result.out.splitlines()
+    assert any("registered #1 Grappe du Hainaut" in line and "580\u202f000,00\u00a0€" in line for line in lines)
+    assert any("usage_evaluation → completed" in line and "tranche 3" in line for line in lines)
+    assert any("REFUSED" in line and "agreement_deadline 2021-06-30 has passed" in line for line in lines)
+    assert (tmp_path / "demo.sqlite3").is_file()
