@@ -74,6 +74,23 @@ def not_before(opening: str, rule: str) -> Guard:
     return guard
 
 
+def deadline_passed(deadline: str) -> Guard:
+    """Build the guard "the whole day of `deadline` is over" (for lapsing; never true when the date is not set)."""
+
+    def guard(ctx: GuardContext) -> None:
+        end = ctx.campaign.deadline_end(deadline)
+        if end is None or ctx.now < end:
+            when = ctx.campaign.calendar[deadline].isoformat() if end else "not set by the campaign"
+            raise NotYetOpenError(
+                f"{deadline} ({when}) has not passed (now {ctx.local(ctx.now)})",
+                rule=f"{deadline}_passed",
+                event=ctx.event,
+                state=ctx.state,
+            )
+
+    return guard
+
+
 def applications_closed(ctx: GuardContext) -> None:
     """Selection only starts once the application deadline has passed."""
     end = ctx.campaign.deadline_end("application_deadline")
@@ -139,6 +156,8 @@ GUARDS: Final[dict[str, Guard]] = {
     "on_or_before_selection_deadline": on_or_before("selection_deadline"),
     "on_or_before_agreement_deadline": on_or_before("agreement_deadline"),
     "needs_statement_open": not_before("needs_statement_opens", "needs_statement_open"),
+    "application_deadline_passed": deadline_passed("application_deadline"),
+    "agreement_deadline_passed": deadline_passed("agreement_deadline"),
     "eligible": eligible,
     "usage_criteria_met": usage_criteria_met,
 }

@@ -101,12 +101,15 @@ class Event:
     """An event the programme fires on a project, with the parameters it takes.
 
     `free_params` lets an event take parameters named by the campaign (the usage criteria of `verify_usage`).
+    `notify` names the messages the owner receives when the event succeeds (a released tranche always sends
+    `tranche_released` besides).
     """
 
     name: str
     summary: str
     params: tuple[Param, ...] = ()
     free_params: bool = False
+    notify: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param | None:
         """Return the declared parameter called `name`, if any."""
@@ -114,13 +117,14 @@ class Event:
 
 
 EVENTS: Final[tuple[Event, ...]] = (
-    Event(name="submit", summary="the owner submits the application"),
+    Event(name="submit", summary="the owner submits the application", notify=("submission_received",)),
     Event(
         name="select",
         summary="the ARS places the application in group A, B, C or D",
         params=(Param(name="group", choices=("A", "B", "C", "D"), records="selection_group"),),
+        notify=("selection_result",),
     ),
-    Event(name="promote", summary="a waitlisted (group B) project takes a freed place"),
+    Event(name="promote", summary="a waitlisted (group B) project takes a freed place", notify=("promoted",)),
     Event(
         name="file_needs",
         summary="the owner files the needs statement on the RESAH platform",
@@ -151,6 +155,12 @@ EVENTS: Final[tuple[Event, ...]] = (
         name="withdraw",
         summary="the owner gives up the project",
         params=(Param(name="reason", records="withdrawal_reason"),),
+        notify=("withdrawn",),
+    ),
+    Event(
+        name="lapse",
+        summary="a deadline passed before the project acted (fired by the scheduler's sweep)",
+        notify=("lapsed",),
     ),
 )
 EVENTS_BY_NAME: Final[dict[str, Event]] = {e.name: e for e in EVENTS}
@@ -200,6 +210,13 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
         guards=("usage_criteria_met",),
     ),
     Transition(event="withdraw", sources=OPEN_STATES, dest=WITHDRAWN),
+    Transition(event="lapse", sources=(APPLICATION,), dest=LAPSED, guards=("application_deadline_passed",)),
+    Transition(
+        event="lapse",
+        sources=(NEEDS_STATEMENT, VENDOR_CONTRACT, AGREEMENT, WAITLISTED),
+        dest=LAPSED,
+        guards=("agreement_deadline_passed",),
+    ),
 )
 
 
@@ -211,20 +228,56 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
 TRANCHE_MILESTONES: Final[dict[int, str]] = {1: CONFIGURATION, 2: ROLLOUT, 3: COMPLETED}
 
 
-# --- Calendar: which deadline each state waits on --------------------------------------------------------------
+# --- Calendar: which deadline each state waits on, and what the sweep does when it passes --------------------
 
+
+@dataclass(frozen=True, kw_only=True)
+class Deadline:
+    """A calendar deadline and the states that wait on it.
+
+    When it passes, the sweep fires `on_pass` on projects still in `states` (None: they stay, flagged in the
+    digest). Owners in `reminded` states are reminded at the campaign's `reminders.days_before` offsets.
+    """
+
+    key: str
+    label: str  # French, for what users read
+    states: tuple[str, ...]
+    reminded: tuple[str, ...]
+    on_pass: str | None
+    todo: str  # French: what the owner must still do before it
+
+
+DEADLINES: Final[tuple[Deadline, ...]] = (
+    Deadline(
+        key="application_deadline",
+        label="date limite de dépôt des candidatures",
+        states=(APPLICATION,),
+        reminded=(APPLICATION,),
+        on_pass="lapse",
+        todo="déposer votre candidature complète",
+    ),
+    Deadline(
+        key="selection_deadline",
+        label="date limite de sélection des projets",
+        states=(SELECTION,),
+        reminded=(),  # the ARS decides, the owner has nothing to do: the digest flags undecided projects
+        on_pass=None,
+        todo="",
+    ),
+    Deadline(
+        key="agreement_deadline",
+        label="date limite de signature de la convention",
+        states=(NEEDS_STATEMENT, VENDOR_CONTRACT, AGREEMENT, WAITLISTED),
+        reminded=(NEEDS_STATEMENT, VENDOR_CONTRACT, AGREEMENT),
+        on_pass="lapse",
+        todo="déposer l'expression de besoins, contractualiser avec un éditeur et signer la convention",
+    ),
+)
+DEADLINES_BY_KEY: Final[dict[str, Deadline]] = {d.key: d for d in DEADLINES}
 #: Campaign calendar keys that are deadlines (inclusive: the whole day in the campaign's time zone).
-DEADLINE_KEYS: Final[tuple[str, ...]] = ("application_deadline", "selection_deadline", "agreement_deadline")
-
-#: The deadline a project in a given state must act before; the sweep acts on it when it passes.
-DEADLINE_BY_STATE: Final[dict[str, str]] = {
-    APPLICATION: "application_deadline",
-    SELECTION: "selection_deadline",
-    NEEDS_STATEMENT: "agreement_deadline",
-    VENDOR_CONTRACT: "agreement_deadline",
-    AGREEMENT: "agreement_deadline",
-    WAITLISTED: "agreement_deadline",
-}
+DEADLINE_KEYS: Final[tuple[str, ...]] = tuple(DEADLINES_BY_KEY)
+#: The deadline a project in a given state waits on.
+DEADLINE_BY_STATE: Final[dict[str, str]] = {state: d.key for d in DEADLINES for state in d.states}
 
 
 def rank(state: str) -> int | None:

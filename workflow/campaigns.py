@@ -24,6 +24,8 @@ CALENDAR_KEYS = ("opens", "application_deadline", "selection_deadline", "agreeme
 OPENING_KEYS = ("opens", "needs_statement_opens")
 SERVICES_SOCLES = ("mssante", "dmp", "e-prescription", "e-parcours")
 PROJECT_KINDS = ("acquisition", "compliance")
+#: Reminders go out at this local time of day unless the campaign says otherwise (`[reminders] send_at`).
+DEFAULT_REMINDER_TIME = time(8, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +80,7 @@ class Campaign:
     funding: Funding
     eligibility: Eligibility
     reminder_days: tuple[int, ...]
+    reminder_time: time
     usage_criteria: tuple[UsageCriterion, ...]
     path: str
 
@@ -97,6 +100,13 @@ class Campaign:
         if day is None:
             return None
         return datetime.combine(day, time(0), self.timezone).astimezone(UTC)
+
+    def reminder_at(self, key: str, days_before: int) -> datetime | None:
+        """Return the instant (UTC) of the reminder `days_before` days before deadline `key`, or None."""
+        day = self.calendar.get(key)
+        if day is None:
+            return None
+        return datetime.combine(day - timedelta(days=days_before), self.reminder_time, self.timezone).astimezone(UTC)
 
     def local_date(self, moment: datetime) -> date:
         """Return the calendar day of `moment` in the campaign's time zone."""
@@ -146,7 +156,7 @@ def load_campaign(path: Path) -> Campaign:
     calendar = _read_calendar(top.req_table("calendar"))
     funding = _read_funding(top.req_table("funding"))
     eligibility = _read_eligibility(top.req_table("eligibility"))
-    reminder_days = _read_reminders(top.table("reminders", required=False))
+    reminder_days, reminder_time = _read_reminders(top.table("reminders", required=False))
     criteria = _read_usage_criteria(top)
     top.finish()
     return Campaign(
@@ -159,6 +169,7 @@ def load_campaign(path: Path) -> Campaign:
         funding=funding,
         eligibility=eligibility,
         reminder_days=reminder_days,
+        reminder_time=reminder_time,
         usage_criteria=criteria,
         path=str(path),
     )
@@ -237,9 +248,9 @@ def _read_eligibility(section: Section) -> Eligibility:
     return eligibility
 
 
-def _read_reminders(section: Section | None) -> tuple[int, ...]:
+def _read_reminders(section: Section | None) -> tuple[tuple[int, ...], time]:
     if section is None:
-        return ()
+        return (), DEFAULT_REMINDER_TIME
     days = section.list_of("days_before", int)
     assert days is not None
     for index, day in enumerate(days):
@@ -247,8 +258,15 @@ def _read_reminders(section: Section | None) -> tuple[int, ...]:
             raise section.fail(f"days_before[{index}]", f"{day} is not between 1 and 366 days")
     if len(set(days)) != len(days):
         raise section.fail("days_before", "lists a day twice")
+    send_at = section.text("send_at", required=False, max_length=5)
+    at = DEFAULT_REMINDER_TIME
+    if send_at is not None:
+        try:
+            at = time.fromisoformat(send_at)
+        except ValueError:
+            raise section.fail("send_at", f'{send_at!r} is not a time of day such as "08:00"') from None
     section.finish()
-    return tuple(sorted(days, reverse=True))
+    return tuple(sorted(days, reverse=True)), at
 
 
 def _read_usage_criteria(top: Section) -> tuple[UsageCriterion, ...]:

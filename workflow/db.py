@@ -34,14 +34,21 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        # The driver's own transaction handling defers BEGIN and breaks SAVEPOINTs; SQLAlchemy's documented
+        # recipe: let the driver do nothing and emit BEGIN ourselves (see `_sqlite_begin`).
+        kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise InvalidArgumentError(f"ESMS_DATABASE_URL: cannot use {parsed.drivername!r} ({error})") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -91,7 +98,10 @@ def translate_errors() -> Iterator[None]:
     except exc.OperationalError as error:
         text = str(error.orig) if error.orig is not None else str(error)
         if "locked" in text or "could not serialize" in text or "deadlock" in text:
-            raise ConflictError(f"the database is busy with another change ({text.splitlines()[0]}); retry") from None
+            raise ConflictError(
+                f"another process changed the database at the same moment ({text.splitlines()[0]}); "
+                "nothing was done, retry"
+            ) from None
         raise OperationalError(f"database unavailable: {text.splitlines()[0]}") from None
     except exc.IntegrityError as error:
         first = str(error.orig).splitlines()[0] if error.orig is not None else "integrity error"

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from notifications.queue import queue_change_messages
 from states import lifecycle
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
@@ -27,6 +28,7 @@ from workflow.grappe import EsmsRecord, Grappe, OrganisationRecord
 from workflow.models import AuditEntry, Esms, Organisation, Project, Tranche
 from workflow.money import split_tranches
 from workflow.project_file import ProjectSpec
+from workflow.schedule import next_due_at
 
 MAX_REASON = 2000
 
@@ -53,6 +55,7 @@ class Change:
     forced: bool = False
     reason: str | None = None
     released: tuple[ReleasedTranche, ...] = field(default=())
+    seq: int = 0  # the audit row's number within the project
 
 
 class Workflow:
@@ -84,6 +87,7 @@ class Workflow:
                 total_cents=total,
                 created_at=now,
                 updated_at=now,
+                next_due_at=next_due_at(campaign, lifecycle.APPLICATION, now),
             )
             session.add(project)
             session.flush()
@@ -126,40 +130,57 @@ class Workflow:
 
     # --- changing state ------------------------------------------------------------------------------------
 
-    def fire(self, project_id: int, event: str, params: dict[str, str], actor: str) -> Change:
+    def fire(
+        self, project_id: int, event: str, params: dict[str, str], actor: str, *, reason: str | None = None
+    ) -> Change:
         """Fire `event` with its `key=value` parameters on a project, under the programme's rules."""
-        now = self.clock.now()
         with transaction(self.engine) as session:
-            project = _load(session, project_id)
-            campaign = get_campaign(self.campaigns, project.campaign_id)
-            context = GuardContext(
-                event=event,
-                state=project.state,
-                campaign=campaign,
-                grappe=lambda: load_grappe(session, project),
-                now=now,
-                params=params,
-            )
-            dest = fire_machine(context)
-            spec = lifecycle.EVENTS_BY_NAME[event]
-            recorded = {p.records: params[p.name] for p in spec.params if p.records and p.name in params}
-            reason = params.get("reason") if event == "withdraw" else None
-            return self._write(
-                session,
-                project,
-                event=event,
-                dest=dest,
-                params=params,
-                actor=actor,
-                forced=False,
-                reason=reason,
-                fields=recorded,
-            )
+            return self.fire_in(session, _load(session, project_id), event, params, actor, reason=reason)
 
-    def force(self, project_id: int, state: str, reason: str, actor: str) -> Change:
+    def fire_in(
+        self,
+        session: Session,
+        project: Project,
+        event: str,
+        params: dict[str, str],
+        actor: str,
+        *,
+        reason: str | None = None,
+    ) -> Change:
+        """Fire `event` on a loaded `project` inside the caller's transaction."""
+        campaign = get_campaign(self.campaigns, project.campaign_id)
+        context = GuardContext(
+            event=event,
+            state=project.state,
+            campaign=campaign,
+            grappe=lambda: load_grappe(session, project),
+            now=self.clock.now(),
+            params=params,
+        )
+        dest = fire_machine(context)
+        spec = lifecycle.EVENTS_BY_NAME[event]
+        recorded = {p.records: params[p.name] for p in spec.params if p.records and p.name in params}
+        if event == "withdraw":
+            reason = params.get("reason")
+        return self._write(
+            session,
+            project,
+            campaign,
+            event=event,
+            dest=dest,
+            params=params,
+            actor=actor,
+            forced=False,
+            reason=reason,
+            fields=recorded,
+            share_reason=False,
+        )
+
+    def force(self, project_id: int, state: str, reason: str, actor: str, *, share_reason: bool = False) -> Change:
         """Move a project to `state` bypassing the guards; audited as forced with the operator's reason.
 
         Tranches whose milestone `state` has reached are released (each once); moving backwards undoes nothing.
+        The owner is told the new state; the reason stays internal unless `share_reason`.
         """
         if state not in lifecycle.STATES:
             raise UnknownStateError(state, list(lifecycle.STATES))
@@ -172,9 +193,11 @@ class Workflow:
             project = _load(session, project_id)
             if project.state == state:
                 raise InvalidArgumentError(f"force: project {project_id} is already in {state}")
+            campaign = get_campaign(self.campaigns, project.campaign_id)
             return self._write(
                 session,
                 project,
+                campaign,
                 event="force",
                 dest=state,
                 params={},
@@ -182,12 +205,14 @@ class Workflow:
                 forced=True,
                 reason=reason,
                 fields={},
+                share_reason=share_reason,
             )
 
     def _write(
         self,
         session: Session,
         project: Project,
+        campaign: Campaign,
         *,
         event: str,
         dest: str,
@@ -196,6 +221,7 @@ class Workflow:
         forced: bool,
         reason: str | None,
         fields: dict[str, str],
+        share_reason: bool,
     ) -> Change:
         now, wall = self.clock.now(), self.clock.wall()
         assert project.id is not None
@@ -204,7 +230,13 @@ class Workflow:
         updated = session.execute(
             sa.update(Project)
             .where(col(Project.id) == project.id, col(Project.version) == project.version)
-            .values(state=dest, updated_at=now, version=project.version + 1, **fields)
+            .values(
+                state=dest,
+                updated_at=now,
+                version=project.version + 1,
+                next_due_at=next_due_at(campaign, dest, now),
+                **fields,
+            )
         )
         if updated.rowcount != 1:  # type: ignore[attr-defined]
             raise ConflictError(
@@ -232,7 +264,7 @@ class Workflow:
                 params=json.dumps(params, ensure_ascii=False, sort_keys=True),
             )
         )
-        return Change(
+        change = Change(
             project_id=project.id,
             event=event,
             source=source,
@@ -242,7 +274,11 @@ class Workflow:
             forced=forced,
             reason=reason,
             released=released,
+            seq=seq,
         )
+        session.flush()
+        queue_change_messages(session, change, campaign, now, share_reason=share_reason)
+        return change
 
     @staticmethod
     def _release_tranches(session: Session, project_id: int, dest: str, now: datetime) -> tuple[ReleasedTranche, ...]:

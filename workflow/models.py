@@ -66,6 +66,9 @@ class Project(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())
     version: int = Field(default=1)
+    # When the sweep next has work on this project (a reminder or a deadline); NULL: never. Indexed, so that a
+    # sweep costs what is due, not what is stored.
+    next_due_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True, index=True))
 
 
 class Organisation(SQLModel, table=True):
@@ -104,7 +107,7 @@ class Tranche(SQLModel, table=True):
     number: int
     percent: str = Field(max_length=16)  # decimal string, exact
     amount_cents: int = Field(sa_type=sa.BigInteger)
-    released_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    released_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True, index=True))
 
 
 class AuditEntry(SQLModel, table=True):
@@ -125,3 +128,41 @@ class AuditEntry(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=2000)
     forced: bool = False
     params: str = Field(default="{}")  # JSON object of the event's key=value arguments
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An e-mail decided in the same transaction as the change that causes it, delivered later by the relay.
+
+    `idempotency_key` (project, event, tranche or deadline, offset) is unique: a repeated event or sweep can never
+    queue the same message twice. The message is rendered when queued, so what is sent is what was decided.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    project_id: int | None = Field(default=None, foreign_key="project.id", index=True)
+    template: str = Field(max_length=64)
+    recipients: str  # JSON array of addresses
+    subject: str = Field(max_length=998)
+    body_text: str
+    body_html: str
+    attachments: str = Field(default="[]")  # JSON array of {filename, content_type, content}
+    status: str = Field(default="pending", max_length=16)  # pending, sent, partial, dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=utc_column())
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(sa_column=utc_column())
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class Lease(SQLModel, table=True):
+    """Who runs the scheduler on this database, until when: one active daemon, the others stand by."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_column=utc_column())
+    renewed_at: datetime = Field(sa_column=utc_column())

@@ -23,7 +23,7 @@ def test_every_state_is_reachable_from_application() -> None:
             if state in transition.sources and transition.dest not in reached:
                 reached.add(transition.dest)
                 frontier.append(transition.dest)
-    assert reached == set(lifecycle.STATES) - {lifecycle.LAPSED}  # only the sweep and `force` lead to lapsed
+    assert reached == set(lifecycle.STATES)
 
 
 def test_final_states_have_no_events_and_open_states_can_be_withdrawn() -> None:

@@ -21,8 +21,10 @@ app = typer.Typer(
 )
 project_app = typer.Typer(help="Register, list and inspect projects.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Inspect the campaigns of the config folder.", no_args_is_help=True)
+outbox_app = typer.Typer(help="See and deliver the queued e-mails.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(outbox_app, name="outbox")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ActorOption = Annotated[
@@ -240,13 +242,18 @@ def force(
     state: Annotated[str, typer.Argument(metavar="STATE")],
     reason: Annotated[str, typer.Option("--reason", help="Why the rules are bypassed (kept in the audit).")],
     actor: ActorOption = None,
+    share_reason: Annotated[
+        bool, typer.Option("--share-reason", help="Tell the owner the reason too (internal by default).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move a project to STATE bypassing the guards; audited as forced, with the reason."""
     from workflow.queries import parse_project_id
 
     runtime = _runtime(ctx)
-    change = runtime.workflow.force(parse_project_id(project_id), state, reason, actor or default_actor())
+    change = runtime.workflow.force(
+        parse_project_id(project_id), state, reason, actor or default_actor(), share_reason=share_reason
+    )
     _report(change, as_json)
 
 
@@ -278,3 +285,149 @@ def funding(
         print_json(report)
     else:
         print_funding(report)
+
+
+# --- time: sweep, daemon, digest -----------------------------------------------------------------------------
+
+
+@app.command()
+def tick(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """One pass at "now": lapse projects past their deadline, queue due reminders, deliver due mail."""
+    from notifications.relay import deliver_due
+    from workflow.sweep import sweep
+
+    runtime = _runtime(ctx)
+    report = sweep(runtime.workflow)
+    relay = deliver_due(runtime.engine, runtime.clock, runtime.settings.mail)
+    document = {
+        **report.as_dict(),
+        "mail": {
+            "sent": relay.sent,
+            "partial": relay.partial,
+            "retried": relay.retried,
+            "dead": relay.dead,
+            "errors": relay.errors,
+        },
+    }
+    if as_json:
+        print_json(document)
+        return
+    for t in report.transitions:
+        print(f"project {t['project']}: {t['source']} -> {t['dest']} ({t['event']}: {t['deadline']} passed)")
+    for r in report.reminders:
+        print(f"project {r['project']}: reminder queued ({r['deadline']}, {r['days_before']} days before)")
+    for f in report.flagged:
+        print(f"project {f['project']}: still in {f['state']} after {f['deadline']} (flagged for the digest)")
+    for s in report.skipped:
+        print(f"project {s['project']}: skipped, retried next pass ({s['error']})")
+    print(
+        f"{report.due} due; mail: {relay.sent} sent, {relay.partial} partial, {relay.retried} to retry, "
+        f"{relay.dead} dead"
+    )
+
+
+@app.command()
+def daemon(
+    ctx: typer.Context,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="Seconds between passes (default: ESMS_SWEEP_INTERVAL, 60).")
+    ] = None,
+    lease_ttl: Annotated[
+        float | None, typer.Option("--lease-ttl", help="Seconds a standby waits for a silent holder (3 intervals).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the scheduler: sweep and mail relay every interval, digest every morning; SIGTERM stops it cleanly."""
+    import logging
+
+    from workflow.daemon import run_daemon
+    from workflow.errors import InvalidArgumentError
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise InvalidArgumentError(f"--log-level: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    runtime = _runtime(ctx)
+    every = interval if interval is not None else runtime.settings.sweep_interval
+    if not 0.1 <= every <= 86400:
+        raise InvalidArgumentError(f"--interval: {every} is not between 0.1 and 86400 seconds")
+    raise typer.Exit(run_daemon(runtime.workflow, runtime.settings, interval=every, lease_ttl=lease_ttl))
+
+
+@app.command()
+def digest(ctx: typer.Context) -> None:
+    """Queue today's digest for ESMS_ADMIN_EMAILS now (the daemon does it every morning)."""
+    from notifications.queue import queue_digest
+    from workflow.db import transaction
+    from workflow.errors import InvalidArgumentError
+
+    runtime = _runtime(ctx)
+    recipients = list(runtime.settings.mail.admin_emails)
+    if not recipients:
+        raise InvalidArgumentError("digest: set ESMS_ADMIN_EMAILS (comma-separated) first")
+    now = runtime.clock.now()
+    day = now.astimezone(runtime.settings.timezone).date()
+    with transaction(runtime.engine) as session:
+        queued = queue_digest(session, runtime.campaigns, recipients, day, now, runtime.settings.timezone)
+    print(f"digest of {day.isoformat()} {'queued' if queued else 'was already queued'}")
+
+
+# --- outbox --------------------------------------------------------------------------------------------------
+
+
+@outbox_app.command("list")
+def outbox_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="pending, sent, partial or dead.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List queued and delivered messages, newest first."""
+    from notifications.outbox import list_messages
+
+    rows = list_messages(_runtime(ctx).engine, status)
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            row["to"] = ", ".join(row["recipients"])
+        print_table(rows, ["id", "status", "attempts", "template", "project", "to", "next_attempt_at", "last_error"])
+
+
+@outbox_app.command("send")
+def outbox_send(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Deliver the messages due now."""
+    from notifications.relay import deliver_due
+
+    runtime = _runtime(ctx)
+    relay = deliver_due(runtime.engine, runtime.clock, runtime.settings.mail)
+    document = {
+        "sent": relay.sent,
+        "partial": relay.partial,
+        "retried": relay.retried,
+        "dead": relay.dead,
+        "errors": relay.errors,
+    }
+    if as_json:
+        print_json(document)
+    else:
+        print(f"{relay.sent} sent, {relay.partial} partial, {relay.retried} to retry, {relay.dead} dead")
+        for error in relay.errors:
+            print(f"  {error}")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    ctx: typer.Context,
+    message_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Retry every dead message.")] = False,
+) -> None:
+    """Make a dead message (or every one, with --dead) due again now."""
+    from notifications.outbox import retry
+    from workflow.errors import InvalidArgumentError
+
+    if message_id is not None and not message_id.isdigit():
+        raise InvalidArgumentError(f"outbox retry: {message_id!r} is not a message id")
+    runtime = _runtime(ctx)
+    count = retry(runtime.engine, runtime.clock.now(), int(message_id) if message_id else None, dead=dead)
+    print(f"{count} message(s) due again")

@@ -1,0 +1,121 @@
+"""The transactional outbox: messages queued with the change that causes them, and what became of each.
+
+Statuses: `pending` (to send at `next_attempt_at`), `sent`, `partial` (delivered, but some recipients were
+refused: see `last_error`), `dead` (refused for good, or too many attempts; `esms outbox retry` revives it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from notifications.render import Rendered
+from workflow.db import transaction, translate_errors
+from workflow.errors import InvalidArgumentError
+from workflow.models import OutboxMessage
+
+STATUSES = ("pending", "sent", "partial", "dead")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attachment:
+    """A file attached to a message (the `.ics` of a deadline)."""
+
+    filename: str
+    content_type: str
+    content: str
+
+
+def enqueue(
+    session: Session,
+    *,
+    key: str,
+    project_id: int | None,
+    template: str,
+    recipients: list[str],
+    rendered: Rendered,
+    now: datetime,
+    attachments: tuple[Attachment, ...] = (),
+) -> bool:
+    """Queue a message in the caller's transaction unless one with this idempotency key exists; True if queued."""
+    exists = session.execute(sa.select(col(OutboxMessage.id)).where(col(OutboxMessage.idempotency_key) == key)).first()
+    if exists is not None:
+        return False
+    session.add(
+        OutboxMessage(
+            idempotency_key=key,
+            project_id=project_id,
+            template=template,
+            recipients=json.dumps(recipients),
+            subject=rendered.subject,
+            body_text=rendered.text,
+            body_html=rendered.html,
+            attachments=json.dumps([a.__dict__ for a in attachments], ensure_ascii=False),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return True
+
+
+def message_view(message: OutboxMessage) -> dict[str, Any]:
+    """A message as `esms outbox list` shows it (never the body)."""
+    return {
+        "id": message.id,
+        "key": message.idempotency_key,
+        "project": message.project_id,
+        "template": message.template,
+        "recipients": json.loads(message.recipients),
+        "subject": message.subject,
+        "status": message.status,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at.isoformat(),
+        "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+        "last_error": message.last_error,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def list_messages(engine: Engine, status: str | None, limit: int = 1000) -> list[dict[str, Any]]:
+    """List messages, newest first, optionally of one status."""
+    if status is not None and status not in STATUSES:
+        raise InvalidArgumentError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
+    query = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(limit)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    with translate_errors(), Session(engine) as session:
+        return [message_view(m) for m in session.exec(query).all()]
+
+
+def retry(engine: Engine, now: datetime, message_id: int | None, *, dead: bool) -> int:
+    """Make dead messages (one by id, or every one with `dead`) pending again now; return how many."""
+    with transaction(engine) as session:
+        query = sa.update(OutboxMessage).where(col(OutboxMessage.status) == "dead")
+        if message_id is not None:
+            message = session.get(OutboxMessage, message_id)
+            if message is None:
+                raise InvalidArgumentError(f"unknown message: {message_id} (see `esms outbox list`)")
+            if message.status != "dead":
+                raise InvalidArgumentError(f"message {message_id} is {message.status}; only dead messages are retried")
+            query = query.where(col(OutboxMessage.id) == message_id)
+        elif not dead:
+            raise InvalidArgumentError("outbox retry: give a message ID or --dead")
+        result = session.execute(query.values(status="pending", attempts=0, next_attempt_at=now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    """How many messages are in each status."""
+    with translate_errors(), Session(engine) as session:
+        rows = session.execute(
+            sa.select(col(OutboxMessage.status), sa.func.count()).group_by(col(OutboxMessage.status))
+        ).all()
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,158 @@
+"""`esms daemon`: APScheduler runs the sweep and the mail relay on an interval and the digest every morning.
+
+Jobs live in memory only (nothing pickled). One pass runs at start to catch up after downtime. Only the daemon
+holding the database's lease works; others stand by and take over when it expires. SIGTERM or SIGINT lets the
+current pass finish, gives the lease up and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from datetime import timedelta
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from notifications.queue import queue_digest
+from notifications.relay import deliver_due
+from workflow import lease
+from workflow.db import transaction
+from workflow.engine import Workflow
+from workflow.errors import EsmsError
+from workflow.settings import Settings
+from workflow.sweep import sweep
+
+log = logging.getLogger("esms.daemon")
+
+
+class Daemon:
+    """The scheduler's jobs around one workflow, under the database lease."""
+
+    def __init__(self, workflow: Workflow, settings: Settings, *, interval: float, lease_ttl: float) -> None:
+        self.workflow = workflow
+        self.settings = settings
+        self.interval = interval
+        self.lease_ttl = timedelta(seconds=lease_ttl)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._active: bool | None = None  # unknown until the first pass: log the first answer either way
+        self._lock = threading.Lock()
+
+    def has_lease(self) -> bool:
+        """Take or renew the lease; log when this daemon becomes active or goes on standby."""
+        held = lease.acquire(self.workflow.engine, self.holder, self.workflow.clock.wall(), self.lease_ttl)
+        if held != self._active:
+            log.info(
+                "%s: %s", self.holder, "active (holds the lease)" if held else "standby (another daemon is active)"
+            )
+            self._active = held
+        return held
+
+    def run_pass(self) -> None:
+        """One pass: sweep the due projects, then deliver the due mail."""
+        with self._lock:
+            try:
+                if not self.has_lease():
+                    return
+                report = sweep(self.workflow)
+                relay = deliver_due(self.workflow.engine, self.workflow.clock, self.settings.mail)
+                if report.due or relay.attempted:
+                    log.info(
+                        "pass: %d due, %d transitions, %d reminders, %d flagged, %d skipped; mail: %d sent, "
+                        "%d partial, %d to retry, %d dead",
+                        report.due,
+                        len(report.transitions),
+                        len(report.reminders),
+                        len(report.flagged),
+                        len(report.skipped),
+                        relay.sent,
+                        relay.partial,
+                        relay.retried,
+                        relay.dead,
+                    )
+            except EsmsError as error:
+                log.error("pass failed, retried next interval: %s", error)
+
+    def queue_digest(self) -> None:
+        """Queue today's digest for the programme team (once a day), if admin addresses are set."""
+        with self._lock:
+            try:
+                if not self.has_lease():
+                    return
+                recipients = list(self.settings.mail.admin_emails)
+                if not recipients:
+                    log.info("no ESMS_ADMIN_EMAILS: daily digest not sent")
+                    return
+                now = self.workflow.clock.now()
+                day = now.astimezone(self.settings.timezone).date()
+                with transaction(self.workflow.engine) as session:
+                    queued = queue_digest(
+                        session, self.workflow.campaigns, recipients, day, now, self.settings.timezone
+                    )
+                log.info("digest of %s %s", day.isoformat(), "queued" if queued else "already queued")
+            except EsmsError as error:
+                log.error("digest failed: %s", error)
+
+    def release(self) -> None:
+        """Give the lease up."""
+        try:
+            lease.release(self.workflow.engine, self.holder)
+        except EsmsError as error:
+            log.warning("could not release the lease: %s", error)
+
+
+def run_daemon(workflow: Workflow, settings: Settings, *, interval: float, lease_ttl: float | None = None) -> int:
+    """Run until SIGTERM or SIGINT; return the exit code."""
+    ttl = lease_ttl if lease_ttl is not None else max(3 * interval, 3.0)
+    daemon = Daemon(workflow, settings, interval=interval, lease_ttl=ttl)
+    scheduler = BlockingScheduler(
+        timezone=settings.timezone,
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": max(int(interval), 1)},
+    )
+    scheduler.add_job(
+        daemon.run_pass,
+        IntervalTrigger(seconds=interval, timezone=settings.timezone),
+        id="sweep",
+        name="deadline sweep and mail relay",
+        next_run_time=workflow.clock.wall(),  # catch up at once after downtime
+        misfire_grace_time=max(int(interval), 1),
+        coalesce=True,
+        max_instances=1,
+    )
+    digest_at = settings.digest_time
+    scheduler.add_job(
+        daemon.queue_digest,
+        CronTrigger(hour=digest_at.hour, minute=digest_at.minute, timezone=settings.timezone),
+        id="digest",
+        name="daily digest",
+        misfire_grace_time=3600,  # a daemon restarted within the hour still sends the morning digest
+        coalesce=True,
+        max_instances=1,
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: finishing the current pass", signal.Signals(signum).name)
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "daemon %s started: sweep every %ss, digest at %s %s, lease %ss",
+        daemon.holder,
+        interval,
+        digest_at.strftime("%H:%M"),
+        settings.timezone,
+        ttl,
+    )
+    scheduler.start()
+    daemon.release()
+    log.info("daemon %s stopped", daemon.holder)
+    return 0
