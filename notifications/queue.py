@@ -181,8 +181,13 @@ def queue_digest(
     day: date,
     now: datetime,
     zone: ZoneInfo,
+    *,
+    only_with_news: bool = False,
 ) -> bool:
-    """Queue the programme team's digest for `day` (once per day); True if queued."""
+    """Queue the programme team's digest for `day` (once per day); True if queued.
+
+    `only_with_news` skips a digest with nothing in it (the demo; the daemon always sends it).
+    """
     undecided = []
     near = []
     horizon = max((max(c.reminder_days, default=0) for c in campaigns.values()), default=0) or 14
@@ -224,6 +229,8 @@ def queue_digest(
             .order_by(col(Tranche.released_at))
         ).all()
     ]
+    if only_with_news and not (undecided or near or released):
+        return False
     return enqueue(
         session,
         key=f"digest:{day.isoformat()}",

@@ -84,6 +84,7 @@ def build_email(message: OutboxMessage, mail_from: str, now: datetime) -> EmailM
     email["Message-ID"] = f"<esms.{message.id}.{digest}@{domain}>"
     email["Auto-Submitted"] = "auto-generated"
     email["X-ESMS-Outbox-Id"] = str(message.id)
+    email["X-ESMS-Template"] = message.template
     email.set_content(message.body_text)
     email.add_alternative(message.body_html, subtype="html")
     for attachment in json.loads(message.attachments):

@@ -1,25 +1,37 @@
-"""A guided run on embedded defaults: sample grappes walked through a campaign's life cycle on a simulated clock.
+"""The main job on embedded defaults: the daemon's passes over a simulated campaign, opening to end.
 
-It uses the same engine as the CLI and the daemon (no shortcut writes), on a fresh SQLite file, and prints what
-happens, refusals included, then the funding report.
+The programme team's actions (the script below) happen in between.
+
+It uses the same engine, sweep and relay as the CLI and the daemon (no shortcut writes), on a fresh SQLite file
+with mail written as `.eml` files, and prints the timeline: transitions, tranches, reminders, messages, refusals.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from notifications.queue import queue_digest
+from notifications.relay import deliver_due
 from workflow.campaigns import Campaign
 from workflow.clock import SimulatedClock
-from workflow.db import make_engine, migrate
+from workflow.db import make_engine, migrate, transaction
 from workflow.engine import Workflow
 from workflow.errors import RuleRefusedError
+from workflow.models import OutboxMessage
 from workflow.money import format_euros_fr
 from workflow.project_file import load_project_file
 from workflow.queries import funding_report
+from workflow.settings import MailSettings
+from workflow.sweep import sweep
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -52,7 +64,7 @@ SCRIPT = (
     Step("2021-06-29T17:00", "grappe-hainaut", "sign_agreement", {}),
     Step("2021-06-30T12:00", "grappe-oise", "file_needs", {"reference": "RESAH-SAD-2021-0077"}),
     Step("2021-06-30T18:00", "grappe-oise", "sign_contract", {"vendor": "Éditeur DUI Picardie"}),
-    Step("2021-07-01T09:00", "grappe-oise", "sign_agreement", {}),
+    Step("2021-07-01T09:00", "grappe-oise", "sign_agreement", {}),  # too late: lapsed at midnight
     Step("2021-10-15T10:00", "grappe-hainaut", "finish_configuration", {"invoice": "FAC-2021-311"}),
     Step("2022-03-01T10:00", "grappe-hainaut", "finish_rollout", {"invoice": "FAC-2022-058"}),
     Step("2022-06-01T10:00", "grappe-hainaut", "verify_usage", {"dui_actifs": "72", "ins_qualifiees": "64"}),
@@ -60,46 +72,155 @@ SCRIPT = (
 )
 
 
-def run_demo(database: Path, config_dir: Path, campaigns: dict[str, Campaign], say: Callable[[str], None]) -> None:
-    """Load the sample projects into a fresh SQLite file at `database` and walk them through the script."""
+def run_demo(
+    database: Path, mail_dir: Path, config_dir: Path, campaigns: dict[str, Campaign], say: Callable[[str], None]
+) -> None:
+    """Load the sample projects into a fresh SQLite file and run the daemon's passes over the simulated calendar.
+
+    Passes run at 00:05 and 08:00 (Paris) every day and after every scripted step, exactly as the daemon would;
+    mail goes to `.eml` files in `mail_dir`.
+    """
     if database.exists():
         database.unlink()
+    if mail_dir.exists():
+        for old in mail_dir.glob("*.eml"):
+            old.unlink()
     engine = make_engine(f"sqlite:///{database}")
     migrate(engine)
-    clock = SimulatedClock(_paris("2021-02-20T09:00"))
+    clock = SimulatedClock(_paris("2021-02-15T09:00"))
     workflow = Workflow(engine, campaigns, clock)
+    mail = MailSettings(
+        smtp_host=None,
+        smtp_port=25,
+        smtp_tls="none",
+        smtp_username=None,
+        smtp_password=None,
+        smtp_timeout=5,
+        mail_from="ESMS numérique <no-reply@esms-numerique.invalid>",
+        mail_dir=mail_dir,
+        admin_emails=("equipe-esms@ars-hdf.example",),
+        max_attempts=48,
+    )
     say(f"Demo database: {database}")
+    say(f"Mail (.eml files): {mail_dir}")
     ids: dict[str, int] = {}
+    names: dict[int, str] = {}
     for sample in SAMPLES:
         spec = load_project_file(config_dir / "projects" / f"{sample}.toml")
         ids[sample] = workflow.register(spec, actor="demo")
+        names[ids[sample]] = spec.name
         total = spec.grappe.funding_total_cents(campaigns[spec.campaign])
         say(
-            f"2021-02-20  registered #{ids[sample]} {spec.name} ({spec.campaign}, {spec.grappe.kind}, "
+            f"2021-02-15 09:00  registered #{ids[sample]} {spec.name} ({spec.campaign}, {spec.grappe.kind}, "
             f"{spec.grappe.esms_count} ESMS): {format_euros_fr(total)}"
         )
-    names = {sample: load_project_file(config_dir / "projects" / f"{sample}.toml").name for sample in SAMPLES}
-    for step in SCRIPT:
-        clock.set(_paris(step.at))
-        day = step.at[:10]
-        label = f"#{ids[step.project]} {names[step.project]}"
-        try:
-            change = workflow.fire(ids[step.project], step.event, step.params, actor="demo")
-        except RuleRefusedError as refused:
-            say(f"{day}  {label}: REFUSED — {refused}")
-            continue
-        line = f"{day}  {label}: {change.source} → {change.dest} ({step.event})"
-        for tranche in change.released:
-            line += f"; tranche {tranche.number} released: {format_euros_fr(tranche.amount_cents)}"
-        say(line)
+    counts = {"transitions": 0, "tranches": 0, "messages": 0, "refusals": 0, "digests": 0}
+
+    def stamp() -> str:
+        return clock.now().astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
+
+    def run_pass() -> None:
+        report = sweep(workflow)
+        for t in report.transitions:
+            counts["transitions"] += 1
+            say(
+                f"{stamp()}  #{t['project']} {names[t['project']]}: {t['source']} → {t['dest']} "
+                f"(scheduler: {t['deadline']} passed)"
+            )
+        for r in report.reminders:
+            say(
+                f"{stamp()}  #{r['project']} {names[r['project']]}: reminder queued, {r['deadline']} in "
+                f"{r['days_before']} day(s)"
+            )
+        for f in report.flagged:
+            say(f"{stamp()}  #{f['project']} {names[f['project']]}: undecided after {f['deadline']}, flagged")
+        _deliver(engine, clock, mail, say, stamp, counts)
+
+    steps = sorted(SCRIPT, key=lambda step: step.at)
+    day = date(2021, 2, 15)
+    last_day = date(2022, 9, 30)
+    while day <= last_day:
+        for moment in (datetime.combine(day, time(0, 5), PARIS), datetime.combine(day, time(8, 0), PARIS)):
+            while steps and _paris(steps[0].at) <= moment:
+                _play(workflow, clock, steps.pop(0), ids, names, say, stamp, counts)
+                run_pass()
+            clock.set(moment)
+            if moment.hour == 8:
+                _digest(engine, workflow, mail, clock, day)
+            run_pass()
+        day += timedelta(days=1)
     say("")
+    say(
+        f"{counts['transitions']} transitions, {counts['tranches']} tranches released, {counts['refusals']} refusals, "
+        f"{counts['messages']} e-mails written to {mail_dir} (of which {counts['digests']} daily digests to "
+        f"{', '.join(mail.admin_emails)})"
+    )
     for campaign in funding_report(engine, campaigns, None):
-        released = ", ".join(f"T{t['number']} {t['amount_eur']}" for t in campaign["released"])
+        released = ", ".join(f"T{t['number']} {_fr(t['amount_eur'])}" for t in campaign["released"])
         say(
-            f"{campaign['campaign']}: envelope {campaign['envelope_eur']} €, committed {campaign['committed_eur']} €, "
-            f"released {released}, remaining {campaign['remaining_eur']} €"
+            f"{campaign['campaign']}: envelope {_fr(campaign['envelope_eur'])}, committed "
+            f"{_fr(campaign['committed_eur'])}, released {released}, remaining {_fr(campaign['remaining_eur'])}"
         )
     engine.dispose()
+
+
+def _play(
+    workflow: Workflow,
+    clock: SimulatedClock,
+    step: Step,
+    ids: dict[str, int],
+    names: dict[int, str],
+    say: Callable[[str], None],
+    stamp: Callable[[], str],
+    counts: dict[str, int],
+) -> None:
+    clock.set(_paris(step.at))
+    project_id = ids[step.project]
+    label = f"#{project_id} {names[project_id]}"
+    try:
+        change = workflow.fire(project_id, step.event, step.params, actor="demo")
+    except RuleRefusedError as refused:
+        counts["refusals"] += 1
+        say(f"{stamp()}  {label}: REFUSED — {refused}")
+        return
+    counts["transitions"] += 1
+    line = f"{stamp()}  {label}: {change.source} → {change.dest} ({step.event})"
+    for tranche in change.released:
+        counts["tranches"] += 1
+        line += f"; tranche {tranche.number} released: {format_euros_fr(tranche.amount_cents)}"
+    say(line)
+
+
+def _digest(engine: Engine, workflow: Workflow, mail: MailSettings, clock: SimulatedClock, day: date) -> None:
+    with transaction(engine) as session:
+        queue_digest(session, workflow.campaigns, list(mail.admin_emails), day, clock.now(), PARIS, only_with_news=True)
+
+
+def _deliver(
+    engine: Engine,
+    clock: SimulatedClock,
+    mail: MailSettings,
+    say: Callable[[str], None],
+    stamp: Callable[[], str],
+    counts: dict[str, int],
+) -> None:
+    relay = deliver_due(engine, clock, mail)
+    if not relay.sent:
+        return
+    counts["messages"] += relay.sent
+    with Session(engine) as session:
+        rows = session.exec(
+            select(OutboxMessage).where(OutboxMessage.status == "sent", OutboxMessage.sent_at == clock.now())
+        ).all()
+        for row in rows:
+            if row.template == "digest":
+                counts["digests"] += 1  # one a day with news: counted, not listed
+                continue
+            say(f"{stamp()}      mail to {', '.join(json.loads(row.recipients))}: {row.subject}")
+
+
+def _fr(euros: str) -> str:
+    return format_euros_fr(int(Decimal(euros) * 100))
 
 
 def _paris(text: str) -> datetime:

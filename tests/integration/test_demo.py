@@ -12,5 +12,10 @@ def test_demo_walks_the_sample_projects_and_reports_the_money(cli: Cli, tmp_path
     lines = result.out.splitlines()
     assert any("registered #1 Grappe du Hainaut" in line and "580\u202f000,00\u00a0€" in line for line in lines)
     assert any("usage_evaluation → completed" in line and "tranche 3" in line for line in lines)
-    assert any("REFUSED" in line and "agreement_deadline 2021-06-30 has passed" in line for line in lines)
+    assert any("agreement → lapsed (scheduler: agreement_deadline passed)" in line for line in lines)
+    assert any("REFUSED" in line and "project is in lapsed" in line for line in lines)
+    assert any("reminder queued, agreement_deadline in 7 day(s)" in line for line in lines)
     assert (tmp_path / "demo.sqlite3").is_file()
+    mails = sorted((tmp_path / "demo-mail").glob("*.eml"))
+    summary = next(line for line in lines if "e-mails written to" in line)
+    assert f"{len(mails)} e-mails written" in summary

@@ -86,7 +86,7 @@ def demo(
 
     runtime = _runtime(ctx)
     target = database or runtime.settings.data_dir / "demo.sqlite3"
-    run_demo(target, runtime.settings.config_dir, runtime.campaigns, print)
+    run_demo(target, target.parent / "demo-mail", runtime.settings.config_dir, runtime.campaigns, print)
 
 
 @app.command()

@@ -1,0 +1,67 @@
+"""A full campaign run (the demo: daemon passes over the simulated calendar) sends each owner exactly the
+messages its project's history calls for — counted from the audit log and the calendar, not from the outbox."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from states import lifecycle
+from tests.conftest import Cli
+from workflow.campaigns import load_campaigns
+from workflow.db import make_engine
+from workflow.queries import history, list_projects, project_view
+from workflow.schedule import reminders
+
+
+def expected_messages(rows: list[dict[str, object]]) -> Counter[str]:
+    """What the history calls for: one message per notifying event, one per released tranche."""
+    expected: Counter[str] = Counter()
+    for row in rows[1:]:  # the first row is the registration
+        if row["forced"]:
+            expected["forced"] += 1
+            continue
+        for template in lifecycle.EVENTS_BY_NAME[str(row["event"])].notify:
+            expected[template] += 1
+    return expected
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_each_owner_receives_exactly_what_the_history_calls_for(cli: Cli, tmp_path: Path, config_dir: Path) -> None:
+    database = tmp_path / "campaign.sqlite3"
+    cli.ok("demo", "--database", str(database))
+    received: dict[str, Counter[str]] = {}
+    for path in sorted((tmp_path / "demo-mail").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for recipient in str(message["To"]).split(", "):
+            received.setdefault(recipient, Counter())[str(message["X-ESMS-Template"])] += 1
+
+    engine = make_engine(f"sqlite:///{database}")
+    campaigns = load_campaigns(config_dir)
+    checked = 0
+    for row in list_projects(engine, None, None):
+        view = project_view(engine, campaigns, int(row["id"]), datetime(2023, 1, 1, tzinfo=UTC))
+        audit = history(engine, int(row["id"]))
+        expected = expected_messages(audit)
+        expected["tranche_released"] = sum(1 for t in view["tranches"] if t["status"] == "released")
+        # Reminders: every offset whose instant fell while the project waited in a reminded state.
+        campaign = campaigns[str(row["campaign"])]
+        for entered, left in zip(audit, [*audit[1:], None], strict=True):
+            start = datetime.fromisoformat(str(entered["at"]))
+            end = datetime.fromisoformat(str(left["at"])) if left else datetime.max.replace(tzinfo=start.tzinfo)
+            expected["reminder"] += sum(1 for r in reminders(campaign, str(entered["dest"])) if start < r.at <= end)
+        expected = +expected
+        assert received.get(view["owner"]["email"], Counter()) == expected, view["name"]
+        checked += 1
+    engine.dispose()
+    assert checked == 4
+    assert received["dui@tilleuls.example"]["tranche_released"] == 3
+    assert received["dui@clermontoise.example"]["lapsed"] == 1
+    assert (
+        sum(received["equipe-esms@ars-hdf.example"].values()) == received["equipe-esms@ars-hdf.example"]["digest"] > 0
+    )
