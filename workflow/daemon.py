@@ -26,7 +26,7 @@ from notifications.relay import deliver_due
 from workflow import lease
 from workflow.db import transaction
 from workflow.engine import Workflow
-from workflow.errors import EsmsError
+from workflow.errors import EsmsError, InvalidArgumentError
 from workflow.settings import Settings
 from workflow.sweep import sweep
 
@@ -36,8 +36,11 @@ log = logging.getLogger("esms.daemon")
 class Daemon:
     """The scheduler's jobs around one workflow, under the database lease."""
 
-    def __init__(self, workflow: Workflow, settings: Settings, *, interval: float, lease_ttl: float) -> None:
+    def __init__(
+        self, workflow: Workflow, settings: Settings, *, interval: float, lease_ttl: float, shared: bool = False
+    ) -> None:
         self.workflow = workflow
+        self.shared = shared
         self.settings = settings
         self.interval = interval
         self.lease_ttl = timedelta(seconds=lease_ttl)
@@ -59,7 +62,9 @@ class Daemon:
         """One pass: sweep the due projects, then deliver the due mail."""
         with self._lock:
             try:
-                if not self.has_lease():
+                # Shared mode (PostgreSQL): every daemon sweeps, row locks share the work; the lease then only
+                # elects who sends the digest.
+                if not self.has_lease() and not self.shared:
                     return
                 report = sweep(self.workflow)
                 relay = deliver_due(self.workflow.engine, self.workflow.clock, self.settings.mail)
@@ -108,10 +113,19 @@ class Daemon:
             log.warning("could not release the lease: %s", error)
 
 
-def run_daemon(workflow: Workflow, settings: Settings, *, interval: float, lease_ttl: float | None = None) -> int:
+def run_daemon(
+    workflow: Workflow,
+    settings: Settings,
+    *,
+    interval: float,
+    lease_ttl: float | None = None,
+    shared: bool = False,
+) -> int:
     """Run until SIGTERM or SIGINT; return the exit code."""
+    if shared and workflow.engine.dialect.name != "postgresql":
+        raise InvalidArgumentError("--shared needs PostgreSQL (row locks); on SQLite one daemon works at a time")
     ttl = lease_ttl if lease_ttl is not None else max(3 * interval, 3.0)
-    daemon = Daemon(workflow, settings, interval=interval, lease_ttl=ttl)
+    daemon = Daemon(workflow, settings, interval=interval, lease_ttl=ttl, shared=shared)
     scheduler = BlockingScheduler(
         timezone=settings.timezone,
         executors={"default": ThreadPoolExecutor(max_workers=1)},

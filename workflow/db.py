@@ -60,8 +60,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> tuple[str | None, str]:
-    """Upgrade the schema to the newest revision (idempotent); return (revision before, revision after)."""
+def migrate(engine: Engine, target: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the schema to `target` (the newest by default; idempotent); return (revision before, after)."""
     from alembic import command
     from alembic.config import Config
 
@@ -70,8 +70,8 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with translate_errors(), engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    return before, HEAD_REVISION
+        command.upgrade(config, target)
+    return before, HEAD_REVISION if target == "head" else current_revision(engine)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -20,6 +20,7 @@ from notifications.queue import queue_change_messages
 from states import lifecycle
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
+from workflow.audit import hash_entry, last_hash
 from workflow.campaigns import Campaign, get_campaign
 from workflow.clock import Clock
 from workflow.db import transaction
@@ -111,20 +112,18 @@ class Workflow:
             amounts = split_tranches(total, list(campaign.funding.tranches))
             for number, (percent, amount) in enumerate(zip(campaign.funding.tranches, amounts, strict=True), 1):
                 session.add(Tranche(project_id=project.id, number=number, percent=str(percent), amount_cents=amount))
-            session.add(
-                AuditEntry(
-                    project_id=project.id,
-                    seq=1,
-                    at=now,
-                    recorded_at=wall,
-                    event="register",
-                    source=None,
-                    dest=lifecycle.APPLICATION,
-                    actor=actor,
-                    reason=None,
-                    forced=False,
-                    params="{}",
-                )
+            append_audit(
+                session,
+                project_id=project.id,
+                at=now,
+                recorded_at=wall,
+                event="register",
+                source=None,
+                dest=lifecycle.APPLICATION,
+                actor=actor,
+                reason=None,
+                forced=False,
+                params="{}",
             )
             return project.id
 
@@ -243,26 +242,18 @@ class Workflow:
                 f"project {project.id} was changed by another process since it was read; nothing was done, retry"
             )
         released = self._release_tranches(session, project.id, dest, now)
-        seq = (
-            session.execute(
-                sa.select(sa.func.max(AuditEntry.seq)).where(col(AuditEntry.project_id) == project.id)
-            ).scalar_one()
-            or 0
-        ) + 1
-        session.add(
-            AuditEntry(
-                project_id=project.id,
-                seq=seq,
-                at=now,
-                recorded_at=wall,
-                event=event,
-                source=source,
-                dest=dest,
-                actor=actor,
-                reason=reason,
-                forced=forced,
-                params=json.dumps(params, ensure_ascii=False, sort_keys=True),
-            )
+        seq = append_audit(
+            session,
+            project_id=project.id,
+            at=now,
+            recorded_at=wall,
+            event=event,
+            source=source,
+            dest=dest,
+            actor=actor,
+            reason=reason,
+            forced=forced,
+            params=json.dumps(params, ensure_ascii=False, sort_keys=True),
         )
         change = Change(
             project_id=project.id,
@@ -310,6 +301,42 @@ class Workflow:
                 )
             )
         return tuple(released)
+
+
+def append_audit(
+    session: Session,
+    *,
+    project_id: int,
+    at: datetime,
+    recorded_at: datetime,
+    event: str,
+    source: str | None,
+    dest: str,
+    actor: str,
+    reason: str | None,
+    forced: bool,
+    params: str,
+) -> int:
+    """Append a row to a project's audit log, chained to the previous row's hash; return its seq."""
+    previous_seq, previous_hash = last_hash(session, project_id)
+    entry = AuditEntry(
+        project_id=project_id,
+        seq=previous_seq + 1,
+        at=at,
+        recorded_at=recorded_at,
+        event=event,
+        source=source,
+        dest=dest,
+        actor=actor,
+        reason=reason,
+        forced=forced,
+        params=params,
+        prev_hash=previous_hash,
+    )
+    entry.hash = hash_entry(entry, previous_hash)
+    session.add(entry)
+    session.flush()  # the next append in this transaction must see this row
+    return entry.seq
 
 
 def _load(session: Session, project_id: int) -> Project:

@@ -16,7 +16,8 @@
     │   ├── IneligibleError
     │   └── UsageCriteriaNotMetError
     ├── ConflictError              3   another process changed the project first; nothing was changed
-    └── OperationalError           4   the database or a server cannot be reached
+    ├── OperationalError           4   the database or a server cannot be reached
+    └── IntegrityCheckError        5   `esms check` or `esms audit verify` found a broken invariant
 
 Every refusal names the rule and the value that broke it, in one line.
 """
@@ -138,3 +139,9 @@ class OperationalError(EsmsError):
     """The database or another server cannot be reached (exit 4)."""
 
     exit_code = 4
+
+
+class IntegrityCheckError(EsmsError):
+    """An invariant check found the database inconsistent or tampered with (exit 5)."""
+
+    exit_code = 5

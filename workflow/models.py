@@ -128,6 +128,8 @@ class AuditEntry(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=2000)
     forced: bool = False
     params: str = Field(default="{}")  # JSON object of the event's key=value arguments
+    prev_hash: str = Field(default="", max_length=64)  # the previous row's hash (zeros for the first row)
+    hash: str = Field(default="", max_length=64)  # SHA-256 of this row's content and prev_hash (workflow.audit)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -17,6 +17,7 @@ from sqlalchemy import exc
 from sqlmodel import Session, col, select
 
 from notifications.queue import queue_reminder
+from states.lifecycle import DEADLINE_BY_STATE
 from workflow.campaigns import get_campaign
 from workflow.db import transaction
 from workflow.engine import Workflow
@@ -52,32 +53,45 @@ class SweepReport:
         }
 
 
-def due_project_ids(session: Session, now: datetime) -> list[int]:
-    """The projects with something due at `now` (an index range scan: cost follows due work, not history)."""
-    rows = session.execute(
+def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]) -> list[int]:
+    """Up to `limit` projects with something due at `now`, locked for this transaction.
+
+    An index range scan on `next_due_at`: the cost follows the due work, not the history. On PostgreSQL the rows
+    are locked with `FOR UPDATE SKIP LOCKED`, so that several sweeps (daemons, `esms tick`) share the work and
+    never act twice on one project; SQLite has a single writer anyway.
+    """
+    query = (
         sa.select(col(Project.id))
         .where(col(Project.next_due_at).is_not(None), col(Project.next_due_at) <= now)
         .order_by(col(Project.next_due_at), col(Project.id))
-    ).all()
-    return [int(row[0]) for row in rows]
+        .limit(limit)
+    )
+    if passed_over:
+        query = query.where(col(Project.id).not_in(sorted(passed_over)))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [int(row[0]) for row in session.execute(query).all()]
 
 
 def sweep(workflow: Workflow, *, batch_size: int = 500) -> SweepReport:
     """Run one pass at the workflow clock's "now"."""
     now = workflow.clock.now()
     report = SweepReport(at=now)
-    with transaction(workflow.engine) as session:
-        ids = due_project_ids(session, now)
-    report.due = len(ids)
-    for start in range(0, len(ids), batch_size):
+    passed_over: set[int] = set()  # projects that failed this pass: retried at the next one
+    while True:
         # One transaction per batch (commits are what costs), one savepoint per project (a conflict on one
         # project rolls back that project only).
         with transaction(workflow.engine) as session:
-            for project_id in ids[start : start + batch_size]:
+            ids = claim_due(session, now, batch_size, passed_over)
+            if not ids:
+                break
+            report.due += len(ids)
+            for project_id in ids:
                 try:
                     with session.begin_nested():
                         _sweep_project(workflow, session, project_id, now, report)
                 except (EsmsError, exc.IntegrityError, exc.OperationalError) as error:
+                    passed_over.add(project_id)
                     report.skipped.append({"project": project_id, "error": " ".join(str(error).split())[:300]})
                     log.warning("project %s skipped this pass: %s", project_id, error)
     return report
@@ -140,3 +154,24 @@ def _sweep_project(workflow: Workflow, session: Session, project_id: int, now: d
         .where(col(Project.id) == project_id, col(Project.version) == project.version)
         .values(next_due_at=next_due_at(campaign, project.state, now))
     )
+
+
+def schedule_unscheduled(workflow: Workflow) -> int:
+    """Give a next due instant to projects that have none while their state waits on a deadline.
+
+    Projects stored before the scheduler existed (schema 0001) have none; `esms init` calls this after
+    migrating, so that an upgraded database is swept like a new one. Returns how many were scheduled.
+    """
+    now = workflow.clock.now()
+    scheduled = 0
+    with transaction(workflow.engine) as session:
+        rows = session.exec(
+            select(Project).where(col(Project.next_due_at).is_(None), col(Project.state).in_(tuple(DEADLINE_BY_STATE)))
+        ).all()
+        for project in rows:
+            campaign = workflow.campaigns.get(project.campaign_id)
+            due = next_due_at(campaign, project.state, now) if campaign else None
+            if due is not None:
+                session.execute(sa.update(Project).where(col(Project.id) == project.id).values(next_due_at=due))
+                scheduled += 1
+    return scheduled

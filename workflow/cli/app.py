@@ -22,6 +22,8 @@ app = typer.Typer(
 project_app = typer.Typer(help="Register, list and inspect projects.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Inspect the campaigns of the config folder.", no_args_is_help=True)
 outbox_app = typer.Typer(help="See and deliver the queued e-mails.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify the tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(project_app, name="project")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(outbox_app, name="outbox")
@@ -64,6 +66,7 @@ def _runtime(ctx: typer.Context) -> Runtime:
 def init(ctx: typer.Context) -> None:
     """Create or upgrade the database schema (idempotent)."""
     from workflow.db import migrate
+    from workflow.sweep import schedule_unscheduled
 
     runtime = _runtime(ctx)
     before, after = migrate(runtime.raw_engine)
@@ -72,6 +75,9 @@ def init(ctx: typer.Context) -> None:
         print(f"database {url} is up to date (revision {after})")
     else:
         print(f"database {url} migrated from {before or 'empty'} to {after}")
+        scheduled = schedule_unscheduled(runtime.workflow)
+        if scheduled:
+            print(f"{scheduled} project(s) scheduled for the deadline sweep")
 
 
 @app.command()
@@ -336,6 +342,9 @@ def daemon(
         float | None, typer.Option("--lease-ttl", help="Seconds a standby waits for a silent holder (3 intervals).")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    shared: Annotated[
+        bool, typer.Option("--shared", help="PostgreSQL: every daemon sweeps, sharing the work by row locks.")
+    ] = False,
 ) -> None:
     """Run the scheduler: sweep and mail relay every interval, digest every morning; SIGTERM stops it cleanly."""
     import logging
@@ -352,7 +361,7 @@ def daemon(
     every = interval if interval is not None else runtime.settings.sweep_interval
     if not 0.1 <= every <= 86400:
         raise InvalidArgumentError(f"--interval: {every} is not between 0.1 and 86400 seconds")
-    raise typer.Exit(run_daemon(runtime.workflow, runtime.settings, interval=every, lease_ttl=lease_ttl))
+    raise typer.Exit(run_daemon(runtime.workflow, runtime.settings, interval=every, lease_ttl=lease_ttl, shared=shared))
 
 
 @app.command()
@@ -431,3 +440,48 @@ def outbox_retry(
     runtime = _runtime(ctx)
     count = retry(runtime.engine, runtime.clock.now(), int(message_id) if message_id else None, dead=dead)
     print(f"{count} message(s) due again")
+
+
+# --- integrity -----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Verify the invariants: histories, tranches, messages, audit chain (exit 5 when one is broken)."""
+    from workflow.check import check as run_check
+    from workflow.errors import IntegrityCheckError
+
+    report = run_check(_runtime(ctx).engine)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for violation in report.violations:
+            print(violation.line())
+        print(
+            f"{report.projects} projects, {report.audit_rows} audit rows, {report.messages} messages checked: "
+            f"{len(report.violations)} violation(s)"
+        )
+    if report.violations:
+        raise IntegrityCheckError(f"{len(report.violations)} invariant(s) broken (see above)")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Name every audit row edited or deleted behind the engine's back (exit 5 when any)."""
+    from workflow.audit import describe, verify
+    from workflow.errors import IntegrityCheckError
+    from workflow.queries import parse_project_id
+
+    checked, problems = verify(_runtime(ctx).engine, parse_project_id(project) if project else None)
+    if as_json:
+        print_json({"rows": checked, "ok": not problems, "problems": describe(problems)})
+    else:
+        for problem in problems:
+            print(problem.line())
+        print(f"{checked} audit rows checked: {len(problems)} problem(s)")
+    if problems:
+        raise IntegrityCheckError(f"the audit log was altered: {problems[0].line()}")
