@@ -98,7 +98,8 @@ def test_upgrade_from_an_earlier_revision_keeps_the_data_and_verifies(
         for number, amount in ((1, 23_200_000), (2, 23_200_000), (3, 11_600_000)):
             connection.execute(
                 sa.text(
-                    f"INSERT INTO tranche (project_id, number, percent, amount_cents) VALUES (1, {number}, '40', {amount})"
+                    "INSERT INTO tranche (project_id, number, percent, amount_cents) "
+                    f"VALUES (1, {number}, '40', {amount})"
                 )
             )
     cli = Cli(
