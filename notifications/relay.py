@@ -94,6 +94,7 @@ def build_email(message: OutboxMessage, mail_from: str, now: datetime) -> EmailM
             maintype=maintype,
             subtype=subtype,
             filename=attachment["filename"],
+            params={"charset": "utf-8"},
         )
     return email
 

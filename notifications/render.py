@@ -88,6 +88,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() of every file on every render
     )
     environment.filters["euros"] = _strict(euros)
     environment.filters["date_fr"] = _strict(date_fr)

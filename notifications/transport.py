@@ -110,8 +110,13 @@ class SmtpTransport:
             raise TemporaryDeliveryError(f"recipients refused for now: {_answers(answers)}") from None
         except aiosmtplib.SMTPResponseException as error:
             raise _classify(error) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        except aiosmtplib.SMTPNotSupported as error:
+            # e.g. a non-ASCII address and a server without SMTPUTF8: this message can never go, the others can.
+            raise PermanentDeliveryError(f"not supported by the server: {_one_line(error)}") from None
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as error:
             raise ConnectionLostError(f"connection lost: {_one_line(error)}") from None
+        except aiosmtplib.SMTPException as error:
+            raise TemporaryDeliveryError(f"SMTP error: {_one_line(error)}") from None
         return Delivered(refused={r: f"{a.code} {a.message}" for r, a in errors.items()})
 
 

@@ -71,61 +71,71 @@ class Workflow:
 
     def register(self, spec: ProjectSpec, actor: str) -> int:
         """Register a project in `application` with its grappe and its pending tranches; return its id."""
-        campaign = get_campaign(self.campaigns, spec.campaign)
+        return self.register_many([spec], actor)[0]
+
+    def register_many(self, specs: list[ProjectSpec], actor: str) -> list[int]:
+        """Register several projects in one transaction: all of them, or none if one is refused."""
+        campaigns = [get_campaign(self.campaigns, spec.campaign) for spec in specs]
+        with transaction(self.engine) as session:
+            return [
+                self._register_in(session, spec, campaign, actor)
+                for spec, campaign in zip(specs, campaigns, strict=True)
+            ]
+
+    def _register_in(self, session: Session, spec: ProjectSpec, campaign: Campaign, actor: str) -> int:
         now, wall = self.clock.now(), self.clock.wall()
         total = spec.grappe.funding_total_cents(campaign)
-        with transaction(self.engine) as session:
-            project = Project(
-                campaign_id=campaign.id,
-                name=spec.name,
-                kind=spec.grappe.kind,
-                state=lifecycle.APPLICATION,
-                services_socles=",".join(spec.grappe.services_socles),
-                owner_name=spec.owner_name,
-                owner_email=spec.owner_email,
-                esms_count=spec.grappe.esms_count,
-                small_esms_count=spec.grappe.small_esms_count,
-                total_cents=total,
-                created_at=now,
-                updated_at=now,
-                next_due_at=next_due_at(campaign, lifecycle.APPLICATION, now),
-            )
-            session.add(project)
+        project = Project(
+            campaign_id=campaign.id,
+            name=spec.name,
+            kind=spec.grappe.kind,
+            state=lifecycle.APPLICATION,
+            services_socles=",".join(spec.grappe.services_socles),
+            owner_name=spec.owner_name,
+            owner_email=spec.owner_email,
+            esms_count=spec.grappe.esms_count,
+            small_esms_count=spec.grappe.small_esms_count,
+            total_cents=total,
+            created_at=now,
+            updated_at=now,
+            next_due_at=next_due_at(campaign, lifecycle.APPLICATION, now),
+        )
+        session.add(project)
+        session.flush()
+        assert project.id is not None
+        for org in spec.grappe.organisations:
+            organisation = Organisation(project_id=project.id, name=org.name, finess=org.finess)
+            session.add(organisation)
             session.flush()
-            assert project.id is not None
-            for org in spec.grappe.organisations:
-                organisation = Organisation(project_id=project.id, name=org.name, finess=org.finess)
-                session.add(organisation)
-                session.flush()
-                assert organisation.id is not None
-                session.add_all(
-                    Esms(
-                        project_id=project.id,
-                        organisation_id=organisation.id,
-                        finess=e.finess,
-                        name=e.name,
-                        category=e.category,
-                        small=e.small,
-                    )
-                    for e in org.esms
+            assert organisation.id is not None
+            session.add_all(
+                Esms(
+                    project_id=project.id,
+                    organisation_id=organisation.id,
+                    finess=e.finess,
+                    name=e.name,
+                    category=e.category,
+                    small=e.small,
                 )
-            amounts = split_tranches(total, list(campaign.funding.tranches))
-            for number, (percent, amount) in enumerate(zip(campaign.funding.tranches, amounts, strict=True), 1):
-                session.add(Tranche(project_id=project.id, number=number, percent=str(percent), amount_cents=amount))
-            append_audit(
-                session,
-                project_id=project.id,
-                at=now,
-                recorded_at=wall,
-                event="register",
-                source=None,
-                dest=lifecycle.APPLICATION,
-                actor=actor,
-                reason=None,
-                forced=False,
-                params="{}",
+                for e in org.esms
             )
-            return project.id
+        amounts = split_tranches(total, list(campaign.funding.tranches))
+        for number, (percent, amount) in enumerate(zip(campaign.funding.tranches, amounts, strict=True), 1):
+            session.add(Tranche(project_id=project.id, number=number, percent=str(percent), amount_cents=amount))
+        append_audit(
+            session,
+            project_id=project.id,
+            at=now,
+            recorded_at=wall,
+            event="register",
+            source=None,
+            dest=lifecycle.APPLICATION,
+            actor=actor,
+            reason=None,
+            forced=False,
+            params="{}",
+        )
+        return project.id
 
     # --- changing state ------------------------------------------------------------------------------------
 

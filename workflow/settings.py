@@ -16,7 +16,7 @@
 | ESMS_MAIL_FROM         | mail_from         | ESMS numérique <no-reply@esms-numerique.invalid>     |
 | ESMS_MAIL_DIR          | mail_dir          | <data dir>/mail                                      |
 | ESMS_ADMIN_EMAILS      | admin_emails      | none (comma-separated; the daily digest goes there)  |
-| ESMS_MAIL_MAX_ATTEMPTS | mail_max_attempts | 10 (then the message is dead)                        |
+| ESMS_MAIL_MAX_ATTEMPTS | mail_max_attempts | 48 (then dead; backoff capped at 1 h: about 2 days) |
 | ESMS_SWEEP_INTERVAL    | sweep_interval    | 60 (seconds between two daemon passes)               |
 | ESMS_DIGEST_TIME       | digest_time       | 08:00 (local time of the daily digest)               |
 """
@@ -138,7 +138,7 @@ def _mail_settings(pick: Callable[[str, str], str | None], data_dir: Path) -> Ma
         mail_dir=Path(pick("ESMS_MAIL_DIR", "mail_dir") or data_dir / "mail"),
         admin_emails=admins,
         max_attempts=int(
-            _number(pick("ESMS_MAIL_MAX_ATTEMPTS", "mail_max_attempts") or "10", "ESMS_MAIL_MAX_ATTEMPTS", 1)
+            _number(pick("ESMS_MAIL_MAX_ATTEMPTS", "mail_max_attempts") or "48", "ESMS_MAIL_MAX_ATTEMPTS", 1)
         ),
     )
 

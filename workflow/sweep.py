@@ -73,14 +73,14 @@ def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]
     return [int(row[0]) for row in session.execute(query).all()]
 
 
-def sweep(workflow: Workflow, *, batch_size: int = 500) -> SweepReport:
+def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
     """Run one pass at the workflow clock's "now"."""
     now = workflow.clock.now()
     report = SweepReport(at=now)
     passed_over: set[int] = set()  # projects that failed this pass: retried at the next one
     while True:
-        # One transaction per batch (commits are what costs), one savepoint per project (a conflict on one
-        # project rolls back that project only).
+        # One transaction per batch (commits are what costs; a small batch keeps the work a crash loses small),
+        # one savepoint per project (a conflict on one project rolls back that project only).
         with transaction(workflow.engine) as session:
             ids = claim_due(session, now, batch_size, passed_over)
             if not ids:
@@ -92,7 +92,9 @@ def sweep(workflow: Workflow, *, batch_size: int = 500) -> SweepReport:
                         _sweep_project(workflow, session, project_id, now, report)
                 except (EsmsError, exc.IntegrityError, exc.OperationalError) as error:
                     passed_over.add(project_id)
-                    report.skipped.append({"project": project_id, "error": " ".join(str(error).split())[:300]})
+                    # A driver error's own text, not the SQL statement around it.
+                    cause = getattr(error, "orig", None) or error
+                    report.skipped.append({"project": project_id, "error": " ".join(str(cause).split())[:300]})
                     log.warning("project %s skipped this pass: %s", project_id, error)
     return report
 

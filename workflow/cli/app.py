@@ -150,20 +150,21 @@ def campaign_show(
 @project_app.command("add")
 def project_add(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(metavar="FILE")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...")],
     as_json: JsonOption = False,
     actor: ActorOption = None,
 ) -> None:
-    """Register a project from its TOML file, in `application`; print its id."""
+    """Register projects from their TOML files, in `application`; print each id (all files, or none)."""
     from workflow.project_file import load_project_file
 
     runtime = _runtime(ctx)
-    spec = load_project_file(file)
-    project_id = runtime.workflow.register(spec, actor or default_actor())
+    specs = [load_project_file(file) for file in files]
+    ids = runtime.workflow.register_many(specs, actor or default_actor())
     if as_json:
-        print_json({"id": project_id})
+        print_json({"id": ids[0]} if len(ids) == 1 else {"ids": ids})
     else:
-        print(project_id)
+        for project_id in ids:
+            print(project_id)
 
 
 @project_app.command("list")
