@@ -20,6 +20,8 @@ def mermaid() -> str:
         if transition.event == "withdraw":
             continue  # drawn once below: every open state can be withdrawn
         label = transition.event + "".join(f" {k}={v}" for k, v in transition.when)
+        if transition.event == "lapse":  # fired by the sweep: say which deadline
+            label += "".join(f" after {g.removesuffix('_passed')}" for g in transition.guards)
         if transition.dest in tranche_at:
             label += f" (tranche {tranche_at[transition.dest]})"
         for source in transition.sources:

@@ -65,3 +65,10 @@ def test_diagram_draws_every_arrow_of_the_declaration() -> None:
 def test_every_state_and_event_has_a_label_or_summary() -> None:
     assert set(lifecycle.STATE_LABELS) == set(lifecycle.STATES)
     assert all(e.summary for e in lifecycle.EVENTS)
+
+
+def test_readme_shows_the_diagram_the_declaration_draws() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "```mermaid\n" + mermaid() + "```" in readme
