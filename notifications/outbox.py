@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -44,25 +46,34 @@ def enqueue(
     attachments: tuple[Attachment, ...] = (),
 ) -> bool:
     """Queue a message in the caller's transaction unless one with this idempotency key exists; True if queued."""
+    row = {
+        "idempotency_key": key,
+        "project_id": project_id,
+        "template": template,
+        "recipients": json.dumps(recipients),
+        "subject": rendered.subject,
+        "body_text": rendered.text,
+        "body_html": rendered.html,
+        "attachments": json.dumps([a.__dict__ for a in attachments], ensure_ascii=False),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # The unique key decides, in one statement: a repeated event or sweep inserts nothing.
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        # The Core table: an ORM-enabled insert reports no reliable rowcount.
+        table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        statement = (
+            insert(table).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id)
+        )
+        return session.execute(statement).first() is not None
     exists = session.execute(sa.select(col(OutboxMessage.id)).where(col(OutboxMessage.idempotency_key) == key)).first()
     if exists is not None:
         return False
-    session.add(
-        OutboxMessage(
-            idempotency_key=key,
-            project_id=project_id,
-            template=template,
-            recipients=json.dumps(recipients),
-            subject=rendered.subject,
-            body_text=rendered.text,
-            body_html=rendered.html,
-            attachments=json.dumps([a.__dict__ for a in attachments], ensure_ascii=False),
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    session.execute(sa.insert(OutboxMessage).values(**row))
     return True
 
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from workflow.engine import Change
 
 
-def project_context(project: Project, campaign: Campaign) -> dict[str, Any]:
-    """The `project` and `campaign` parts every owner message receives."""
+def project_context(project: Project, campaign: Campaign, state: str | None = None) -> dict[str, Any]:
+    """The `project` and `campaign` parts every owner message receives (`state`: the new one, if changing)."""
+    state = state or project.state
     return {
         "project": {
             "id": project.id,
@@ -35,25 +36,29 @@ def project_context(project: Project, campaign: Campaign) -> dict[str, Any]:
             "esms_count": project.esms_count,
             "small_esms_count": project.small_esms_count,
             "total_cents": project.total_cents,
-            "state": project.state,
-            "state_label": lifecycle.STATE_LABELS[project.state],
+            "state": state,
+            "state_label": lifecycle.STATE_LABELS[state],
             "owner_name": project.owner_name,
         },
         "campaign": {"id": campaign.id, "name": campaign.name, "region": campaign.region},
     }
 
 
-def _fresh(session: Session, project_id: int) -> Project:
-    # The engine updates the row with a core UPDATE: reload it so that messages show the new state.
-    return session.exec(select(Project).where(Project.id == project_id).execution_options(populate_existing=True)).one()
-
-
 def queue_change_messages(
-    session: Session, change: Change, campaign: Campaign, now: datetime, *, share_reason: bool
+    session: Session,
+    change: Change,
+    project: Project,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    share_reason: bool,
+    selection_group: str | None,
 ) -> int:
-    """Queue what the owner must be told about `change`; return how many messages were queued."""
-    project = _fresh(session, change.project_id)
-    base = project_context(project, campaign)
+    """Queue what the owner must be told about `change`; return how many messages were queued.
+
+    `project` is the row as read before the change: the change itself says the new state and group.
+    """
+    base = project_context(project, campaign, state=change.dest)
     queued = 0
 
     def queue(template: str, key: str, extra: dict[str, Any]) -> None:
@@ -82,7 +87,7 @@ def queue_change_messages(
         )
     else:
         for template in lifecycle.EVENTS_BY_NAME[change.event].notify:
-            extra = _event_context(template, project, campaign, change)
+            extra = _event_context(template, selection_group, campaign, change)
             key = (
                 f"p{pid}:lapse:{extra['deadline']['name']}"
                 if template == "lapsed"
@@ -119,13 +124,13 @@ def _deadline_info(campaign: Campaign, key: str) -> dict[str, Any]:
     return {"name": key, "label": lifecycle.DEADLINES_BY_KEY[key].label, "date": campaign.calendar.get(key)}
 
 
-def _event_context(template: str, project: Project, campaign: Campaign, change: Change) -> dict[str, Any]:
+def _event_context(template: str, selection_group: str | None, campaign: Campaign, change: Change) -> dict[str, Any]:
     calendar = campaign.calendar
     if template == "submission_received":
         return {"selection_deadline": calendar.get("selection_deadline")}
     if template == "selection_result":
         return {
-            "group": project.selection_group,
+            "group": selection_group,
             "agreement_deadline": calendar.get("agreement_deadline"),
             "needs_statement_opens": calendar.get("needs_statement_opens"),
         }

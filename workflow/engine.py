@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -20,7 +21,7 @@ from notifications.queue import queue_change_messages
 from states import lifecycle
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
-from workflow.audit import hash_entry, last_hash
+from workflow.audit import last_hash, row_hash
 from workflow.campaigns import Campaign, get_campaign
 from workflow.clock import Clock
 from workflow.db import transaction
@@ -278,7 +279,15 @@ class Workflow:
             seq=seq,
         )
         session.flush()
-        queue_change_messages(session, change, campaign, now, share_reason=share_reason)
+        queue_change_messages(
+            session,
+            change,
+            project,
+            campaign,
+            now,
+            share_reason=share_reason,
+            selection_group=fields.get("selection_group", project.selection_group),
+        )
         return change
 
     @staticmethod
@@ -329,24 +338,24 @@ def append_audit(
 ) -> int:
     """Append a row to a project's audit log, chained to the previous row's hash; return its seq."""
     previous_seq, previous_hash = last_hash(session, project_id)
-    entry = AuditEntry(
-        project_id=project_id,
-        seq=previous_seq + 1,
-        at=at,
-        recorded_at=recorded_at,
-        event=event,
-        source=source,
-        dest=dest,
-        actor=actor,
-        reason=reason,
-        forced=forced,
-        params=params,
-        prev_hash=previous_hash,
+    row: dict[str, Any] = {
+        "project_id": project_id,
+        "seq": previous_seq + 1,
+        "at": at,
+        "recorded_at": recorded_at,
+        "event": event,
+        "source": source,
+        "dest": dest,
+        "actor": actor,
+        "reason": reason,
+        "forced": forced,
+        "params": params,
+    }
+    # A core INSERT: no ORM object to build for a row that is never read back in this transaction.
+    session.execute(
+        sa.insert(AuditEntry).values(**row, prev_hash=previous_hash, hash=row_hash(**row, prev_hash=previous_hash))
     )
-    entry.hash = hash_entry(entry, previous_hash)
-    session.add(entry)
-    session.flush()  # the next append in this transaction must see this row
-    return entry.seq
+    return previous_seq + 1
 
 
 def _load(session: Session, project_id: int) -> Project:
