@@ -53,7 +53,7 @@ class SweepReport:
         }
 
 
-def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]) -> list[int]:
+def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]) -> list[Project]:
     """Up to `limit` projects with something due at `now`, locked for this transaction.
 
     An index range scan on `next_due_at`: the cost follows the due work, not the history. On PostgreSQL the rows
@@ -61,7 +61,7 @@ def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]
     never act twice on one project; SQLite has a single writer anyway.
     """
     query = (
-        sa.select(col(Project.id))
+        select(Project)
         .where(col(Project.next_due_at).is_not(None), col(Project.next_due_at) <= now)
         .order_by(col(Project.next_due_at), col(Project.id))
         .limit(limit)
@@ -70,7 +70,7 @@ def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]
         query = query.where(col(Project.id).not_in(sorted(passed_over)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [int(row[0]) for row in session.execute(query).all()]
+    return list(session.exec(query).all())
 
 
 def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
@@ -82,14 +82,15 @@ def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
         # One transaction per batch (commits are what costs; a small batch keeps the work a crash loses small),
         # one savepoint per project (a conflict on one project rolls back that project only).
         with transaction(workflow.engine) as session:
-            ids = claim_due(session, now, batch_size, passed_over)
-            if not ids:
+            projects = claim_due(session, now, batch_size, passed_over)
+            if not projects:
                 break
-            report.due += len(ids)
-            for project_id in ids:
+            report.due += len(projects)
+            for project in projects:
+                project_id = project.id or 0
                 try:
                     with session.begin_nested():
-                        _sweep_project(workflow, session, project_id, now, report)
+                        _sweep_project(workflow, session, project, now, report)
                 except (EsmsError, exc.IntegrityError, exc.OperationalError) as error:
                     passed_over.add(project_id)
                     # A driver error's own text, not the SQL statement around it.
@@ -99,12 +100,9 @@ def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
     return report
 
 
-def _sweep_project(workflow: Workflow, session: Session, project_id: int, now: datetime, report: SweepReport) -> None:
-    project = session.exec(
-        select(Project).where(Project.id == project_id).execution_options(populate_existing=True)
-    ).one()
-    if project.next_due_at is None or project.next_due_at > now:
-        return  # another process got there first
+def _sweep_project(workflow: Workflow, session: Session, project: Project, now: datetime, report: SweepReport) -> None:
+    # Read in this transaction by `claim_due` (and locked, on PostgreSQL): the version guards the write.
+    project_id = project.id or 0
     campaign = get_campaign(workflow.campaigns, project.campaign_id)
     deadline = deadline_for(project.state)
     end = campaign.deadline_end(deadline.key) if deadline else None
