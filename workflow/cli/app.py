@@ -18,11 +18,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: importing rich would double `esms --help`'s start-up time
 )
-project_app = typer.Typer(help="Register, list and inspect projects.", no_args_is_help=True)
-campaign_app = typer.Typer(help="Inspect the campaigns of the config folder.", no_args_is_help=True)
-outbox_app = typer.Typer(help="See and deliver the queued e-mails.", no_args_is_help=True)
-audit_app = typer.Typer(help="Verify the tamper-evident audit log.", no_args_is_help=True)
+project_app = typer.Typer(help="Register, list and inspect projects.", no_args_is_help=True, rich_markup_mode=None)
+campaign_app = typer.Typer(
+    help="Inspect the campaigns of the config folder.", no_args_is_help=True, rich_markup_mode=None
+)
+outbox_app = typer.Typer(help="See and deliver the queued e-mails.", no_args_is_help=True, rich_markup_mode=None)
+audit_app = typer.Typer(help="Verify the tamper-evident audit log.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 app.add_typer(project_app, name="project")
 app.add_typer(campaign_app, name="campaign")
@@ -87,7 +90,7 @@ def demo(
         Path | None, typer.Option("--database", help="SQLite file to (re)create (default: <data dir>/demo.sqlite3).")
     ] = None,
 ) -> None:
-    """Walk sample projects through a campaign on a fresh SQLite file, printing what happens."""
+    """The main job on a fresh SQLite file: daemon passes over a simulated campaign, printing the timeline."""
     from workflow.demo import run_demo
 
     runtime = _runtime(ctx)

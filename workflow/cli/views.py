@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow.campaigns import Campaign
-from workflow.engine import Change
 from workflow.errors import InvalidArgumentError
 from workflow.money import format_cents, format_euros_fr
+
+if TYPE_CHECKING:
+    from workflow.engine import Change
 
 MAX_PARAM_VALUE = 1000
 
