@@ -73,31 +73,58 @@ def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]
     return list(session.exec(query).all())
 
 
+SWEEP_ERRORS = (EsmsError, exc.IntegrityError, exc.OperationalError)
+
+
 def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
     """Run one pass at the workflow clock's "now"."""
     now = workflow.clock.now()
     report = SweepReport(at=now)
     passed_over: set[int] = set()  # projects that failed this pass: retried at the next one
     while True:
-        # One transaction per batch (commits are what costs; a small batch keeps the work a crash loses small),
-        # one savepoint per project (a conflict on one project rolls back that project only).
-        with transaction(workflow.engine) as session:
-            projects = claim_due(session, now, batch_size, passed_over)
-            if not projects:
-                break
-            report.due += len(projects)
-            for project in projects:
-                project_id = project.id or 0
-                try:
-                    with session.begin_nested():
-                        _sweep_project(workflow, session, project, now, report)
-                except (EsmsError, exc.IntegrityError, exc.OperationalError) as error:
-                    passed_over.add(project_id)
-                    # A driver error's own text, not the SQL statement around it.
-                    cause = getattr(error, "orig", None) or error
-                    report.skipped.append({"project": project_id, "error": " ".join(str(cause).split())[:300]})
-                    log.warning("project %s skipped this pass: %s", project_id, error)
-    return report
+        # One transaction per batch: commits are what costs, and a small batch keeps the work a crash loses
+        # small. The batch first runs without savepoints (the common case, and the fast one); if anything in it
+        # fails, it is rolled back and run again with one savepoint per project, so that only the failing
+        # project is passed over.
+        batch = SweepReport(at=now)
+        try:
+            with transaction(workflow.engine) as session:
+                projects = claim_due(session, now, batch_size, passed_over)
+                for project in projects:
+                    _sweep_project(workflow, session, project, now, batch)
+        except SWEEP_ERRORS:
+            batch = SweepReport(at=now)
+            with transaction(workflow.engine) as session:
+                projects = claim_due(session, now, batch_size, passed_over)
+                for project in projects:
+                    try:
+                        with session.begin_nested():
+                            _sweep_project(workflow, session, project, now, batch)
+                    except SWEEP_ERRORS as error:
+                        passed_over.add(project.id or 0)
+                        # A driver error's own text, not the SQL statement around it.
+                        cause = getattr(error, "orig", None) or error
+                        batch.skipped.append({"project": project.id, "error": " ".join(str(cause).split())[:300]})
+        if not projects:
+            return report
+        report.due += len(projects)
+        _merge_and_log(report, batch)
+
+
+def _merge_and_log(report: SweepReport, batch: SweepReport) -> None:
+    # Logged once committed: a line in the log is a change in the database.
+    for t in batch.transitions:
+        log.info("project %s %s -> %s (%s: %s passed)", t["project"], t["source"], t["dest"], t["event"], t["deadline"])
+    for r in batch.reminders:
+        log.info("project %s reminded of %s (%s days before)", r["project"], r["deadline"], r["days_before"])
+    for f in batch.flagged:
+        log.info("project %s still in %s after %s: flagged for the digest", f["project"], f["state"], f["deadline"])
+    for k in batch.skipped:
+        log.warning("project %s skipped this pass, retried at the next: %s", k["project"], k["error"])
+    report.transitions += batch.transitions
+    report.reminders += batch.reminders
+    report.flagged += batch.flagged
+    report.skipped += batch.skipped
 
 
 def _sweep_project(workflow: Workflow, session: Session, project: Project, now: datetime, report: SweepReport) -> None:
@@ -126,28 +153,13 @@ def _sweep_project(workflow: Workflow, session: Session, project: Project, now: 
                     "deadline": deadline.key,
                 }
             )
-            log.info(
-                "project %s %s -> %s (%s: %s %s passed)",
-                project_id,
-                change.source,
-                change.dest,
-                change.event,
-                deadline.key,
-                day,
-            )
             return
         report.flagged.append({"project": project_id, "state": project.state, "deadline": deadline.key})
-        log.info(
-            "project %s still in %s after %s %s: flagged for the digest", project_id, project.state, deadline.key, day
-        )
     else:
         reminder = latest_due_reminder(campaign, project.state, now)
         if reminder is not None and queue_reminder(session, project, campaign, reminder, now):
             report.reminders.append(
                 {"project": project_id, "deadline": reminder.deadline.key, "days_before": reminder.days_before}
-            )
-            log.info(
-                "project %s reminded of %s (%s days before)", project_id, reminder.deadline.key, reminder.days_before
             )
     session.execute(
         sa.update(Project)
