@@ -63,18 +63,21 @@ def enqueue(
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         # The unique key decides, in one statement: a repeated event or sweep inserts nothing.
-        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        # The Core table: an ORM-enabled insert reports no reliable rowcount.
-        table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
-        statement = (
-            insert(table).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id)
-        )
-        return session.execute(statement).first() is not None
+        statement = _INSERT_NEW_ONLY[dialect]
+        return session.connection().execute(statement, row).first() is not None
     exists = session.execute(sa.select(col(OutboxMessage.id)).where(col(OutboxMessage.idempotency_key) == key)).first()
     if exists is not None:
         return False
     session.execute(sa.insert(OutboxMessage).values(**row))
     return True
+
+
+# The Core table (an ORM-enabled insert reports no reliable rowcount); statements built once per dialect.
+_TABLE: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_INSERT_NEW_ONLY = {
+    name: insert(_TABLE).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_TABLE.c.id)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 
 
 def message_view(message: OutboxMessage) -> dict[str, Any]:

@@ -114,6 +114,7 @@ def claim_due(engine: Engine, now: datetime, limit: int) -> list[OutboxMessage]:
         if messages:
             session.execute(
                 sa.update(OutboxMessage)
+                .execution_options(synchronize_session=False)
                 .where(col(OutboxMessage.id).in_([m.id for m in messages]))
                 .values(next_attempt_at=now + CLAIM_PERIOD)
             )
@@ -180,6 +181,7 @@ def _mark_sent(engine: Engine, clock: Clock, message: OutboxMessage, delivered: 
     with transaction(engine) as session:
         session.execute(
             sa.update(OutboxMessage)
+            .execution_options(synchronize_session=False)
             .where(col(OutboxMessage.id) == message.id)
             .values(
                 status="partial" if partial else "sent",
@@ -215,7 +217,12 @@ def _mark_failed(
         report.retried += 1
     report.errors.append(f"message {message.id}: {error}")
     with transaction(engine) as session:
-        session.execute(sa.update(OutboxMessage).where(col(OutboxMessage.id) == message.id).values(**values))
+        session.execute(
+            sa.update(OutboxMessage)
+            .execution_options(synchronize_session=False)
+            .where(col(OutboxMessage.id) == message.id)
+            .values(**values)
+        )
     log.warning("message %s %s: %s", message.id, "dead" if dead else f"retry #{attempts}", error)
 
 
@@ -225,6 +232,7 @@ def _release(engine: Engine, clock: Clock, messages: list[OutboxMessage]) -> Non
     with transaction(engine) as session:
         session.execute(
             sa.update(OutboxMessage)
+            .execution_options(synchronize_session=False)
             .where(col(OutboxMessage.id).in_([m.id for m in messages]))
             .values(next_attempt_at=clock.now())
         )

@@ -88,13 +88,17 @@ def hash_entry(entry: AuditEntry, prev_hash: str) -> str:
 
 def last_hash(session: Session, project_id: int) -> tuple[int, str]:
     """The last (seq, hash) of a project's chain, or (0, GENESIS)."""
-    row = session.execute(
-        sa.select(col(AuditEntry.seq), col(AuditEntry.hash))
-        .where(col(AuditEntry.project_id) == project_id)
-        .order_by(col(AuditEntry.seq).desc())
-        .limit(1)
-    ).first()
+    row = session.connection().execute(_LAST_HASH, {"project_id": project_id}).first()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+# Built once: the statement is compiled once per process, then only executed.
+_LAST_HASH = (
+    sa.select(col(AuditEntry.seq), col(AuditEntry.hash))
+    .where(col(AuditEntry.project_id) == sa.bindparam("project_id"))
+    .order_by(col(AuditEntry.seq).desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)

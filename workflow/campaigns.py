@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from states.lifecycle import TRANCHE_MILESTONES
 from workflow.errors import MalformedFileError, UnknownCampaignError
-from workflow.money import parse_euros, to_cents
+from workflow.money import decimal_places, parse_euros, to_cents
 from workflow.tomlfile import Section, load_toml
 
 #: Calendar keys, in the order they must fall (when present).
@@ -149,7 +149,7 @@ def load_campaign(path: Path) -> Campaign:
     zone_name = top.req_text("timezone", max_length=64)
     try:
         zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of the time-zone database
         raise top.fail("timezone", f"{zone_name!r} is not a known time zone (e.g. Europe/Paris)") from None
     envelope = top.amount("envelope")
     assert envelope is not None
@@ -219,6 +219,8 @@ def _read_funding(section: Section) -> Funding:
             percent = parse_euros(item)
         except ValueError as exc:
             raise section.fail(key, f"not a percentage: {exc}") from None
+        if decimal_places(percent) > 4:  # so that the sum below is exact, never rounded to 100 at 28 digits
+            raise section.fail(key, f"{percent} has more than 4 decimals")
         if not 0 < percent <= 100:
             raise section.fail(key, f"{percent} is not a percentage between 0 (excluded) and 100")
         percents.append(percent)

@@ -69,6 +69,10 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+#: The programme runs 2021–2025; simulations may look further, not to year 1 or 9999 (which overflow).
+MIN_YEAR, MAX_YEAR = 2000, 2200
+
+
 def parse_instant(text: str, default_zone: ZoneInfo) -> datetime:
     """Parse `--now`/`ESMS_NOW`: ISO-8601 with an offset, or without one in `default_zone`, or a bare date.
 
@@ -77,12 +81,15 @@ def parse_instant(text: str, default_zone: ZoneInfo) -> datetime:
     raw = text.strip()
     try:
         if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(0), default_zone).astimezone(UTC)
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
+            parsed = datetime.combine(date.fromisoformat(raw), time(0), default_zone)
+        else:
+            parsed = datetime.fromisoformat(raw)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=default_zone)
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            raise InvalidArgumentError(f"--now: {text!r} is out of range (years {MIN_YEAR} to {MAX_YEAR})")
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidArgumentError(
             f"--now: {text!r} is not an ISO-8601 instant (e.g. 2021-03-31T23:59:59+02:00 or 2021-03-31)"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=default_zone)
-    return parsed.astimezone(UTC)

@@ -31,6 +31,7 @@ from workflow.models import AuditEntry, Esms, Organisation, Project, Tranche
 from workflow.money import split_tranches
 from workflow.project_file import ProjectSpec
 from workflow.schedule import next_due_at
+from workflow.tomlfile import has_control_characters
 
 MAX_REASON = 2000
 
@@ -76,6 +77,7 @@ class Workflow:
 
     def register_many(self, specs: list[ProjectSpec], actor: str) -> list[int]:
         """Register several projects in one transaction: all of them, or none if one is refused."""
+        actor = checked_actor(actor)
         campaigns = [get_campaign(self.campaigns, spec.campaign) for spec in specs]
         with transaction(self.engine) as session:
             return [
@@ -144,6 +146,7 @@ class Workflow:
         self, project_id: int, event: str, params: dict[str, str], actor: str, *, reason: str | None = None
     ) -> Change:
         """Fire `event` with its `key=value` parameters on a project, under the programme's rules."""
+        actor = checked_actor(actor)
         with transaction(self.engine) as session:
             return self.fire_in(session, _load(session, project_id), event, params, actor, reason=reason)
 
@@ -194,9 +197,12 @@ class Workflow:
         """
         if state not in lifecycle.STATES:
             raise UnknownStateError(state, list(lifecycle.STATES))
+        actor = checked_actor(actor)
         reason = reason.strip()
         if not reason:
             raise InvalidArgumentError("force: --reason must say why the rules are bypassed")
+        if has_control_characters(reason):
+            raise InvalidArgumentError("force: --reason must be one line of text (no control characters)")
         if len(reason) > MAX_REASON:
             raise InvalidArgumentError(f"force: --reason is longer than {MAX_REASON} characters")
         with transaction(self.engine) as session:
@@ -237,8 +243,10 @@ class Workflow:
         assert project.id is not None
         source = project.state
         # The version in the WHERE clause is what makes a concurrent change lose cleanly instead of silently.
+        # No session synchronisation: it would compare the row with every project the sweep's batch loaded.
         updated = session.execute(
             sa.update(Project)
+            .execution_options(synchronize_session=False)
             .where(col(Project.id) == project.id, col(Project.version) == project.version)
             .values(
                 state=dest,
@@ -309,6 +317,7 @@ class Workflow:
             # `released_at IS NULL` in the WHERE clause: a tranche is released once, whatever happens around it.
             result = session.execute(
                 sa.update(Tranche)
+                .execution_options(synchronize_session=False)
                 .where(col(Tranche.id) == tranche.id, col(Tranche.released_at).is_(None))
                 .values(released_at=now)
             )
@@ -320,6 +329,17 @@ class Workflow:
                 )
             )
         return tuple(released)
+
+
+MAX_ACTOR = 200
+
+
+def checked_actor(actor: str) -> str:
+    """The actor as audited: one line of text, at most 200 characters."""
+    actor = actor.strip()
+    if not actor or len(actor) > MAX_ACTOR or has_control_characters(actor):
+        raise InvalidArgumentError(f"--actor must be 1 to {MAX_ACTOR} characters of text on one line")
+    return actor
 
 
 def append_audit(
@@ -351,11 +371,14 @@ def append_audit(
         "forced": forced,
         "params": params,
     }
-    # A core INSERT: no ORM object to build for a row that is never read back in this transaction.
-    session.execute(
-        sa.insert(AuditEntry).values(**row, prev_hash=previous_hash, hash=row_hash(**row, prev_hash=previous_hash))
+    # A Core INSERT built once, on the session's connection: no ORM object for a row never read back here.
+    session.connection().execute(
+        _AUDIT_INSERT, {**row, "prev_hash": previous_hash, "hash": row_hash(**row, prev_hash=previous_hash)}
     )
     return previous_seq + 1
+
+
+_AUDIT_INSERT = sa.insert(AuditEntry.__table__)  # type: ignore[attr-defined]
 
 
 def _load(session: Session, project_id: int) -> Project:

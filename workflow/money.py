@@ -29,10 +29,22 @@ def parse_euros(value: object) -> Decimal:
     raise ValueError(f"{value!r} is not an amount (integer or decimal string)")
 
 
+def decimal_places(value: Decimal) -> int:
+    """How many decimals `value` really has (trailing zeros aside), computed without any rounding context."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError(f"{value} is not a finite number")
+    while exponent < 0 and digits and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    return max(-exponent, 0)
+
+
 def to_cents(euros: Decimal) -> int:
     """Convert euros to cents, refusing fractions of a cent and amounts beyond any budget."""
     if not euros.is_finite() or abs(euros) >= MAX_EUROS:
         raise ValueError(f"{euros} is out of range (less than {MAX_EUROS} euros)")
+    if decimal_places(euros) > 2:  # checked exactly, before any arithmetic that could round or underflow
+        raise ValueError(f"{euros} has a fraction of a cent")
     # Exact arithmetic: the default 28-digit context would round a long amount before the check below.
     cents = euros.scaleb(2)
     if cents != cents.to_integral_value():

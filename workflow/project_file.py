@@ -45,8 +45,12 @@ def load_project_file(path: Path) -> ProjectSpec:
         raise top.fail("services_socles", "lists a service twice")
     owner = top.req_table("owner")
     owner_name = owner.req_text("name", max_length=200)
-    owner_email = owner.req_text("email", max_length=254)
-    if not EMAIL_PATTERN.fullmatch(owner_email):
+    raw_email = owner.raw("email")
+    if not isinstance(raw_email, str):
+        raise owner.fail("email", "must be a string")
+    owner_email = raw_email.strip()
+    # The pattern itself refuses spaces and control characters: a header cannot be smuggled in.
+    if len(owner_email) > 254 or not EMAIL_PATTERN.fullmatch(owner_email):
         raise owner.fail("email", f"{owner_email!r} is not an e-mail address")
     owner.finish()
     organisations = tuple(_read_organisation(section) for section in top.tables("organisations"))

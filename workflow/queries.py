@@ -26,9 +26,14 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+#: Ids are 32-bit integers in the database (PostgreSQL's `integer`).
+MAX_ID = 2**31 - 1
+
+
 def parse_project_id(text: str) -> int:
     """Parse a project id as typed on the command line."""
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only ("²" and "١" are digits to Python), within the database's integer range.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
         raise UnknownProjectError(text)
     return int(text)
 

@@ -107,7 +107,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     zone_name = pick("ESMS_TIMEZONE", "timezone") or "Europe/Paris"
     try:
         zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidArgumentError(f"ESMS_TIMEZONE: {zone_name!r} is not a known time zone") from None
     return Settings(
         database_url=database_url,

@@ -163,6 +163,7 @@ def _sweep_project(workflow: Workflow, session: Session, project: Project, now: 
             )
     session.execute(
         sa.update(Project)
+        .execution_options(synchronize_session=False)
         .where(col(Project.id) == project_id, col(Project.version) == project.version)
         .values(next_due_at=next_due_at(campaign, project.state, now))
     )
@@ -184,6 +185,11 @@ def schedule_unscheduled(workflow: Workflow) -> int:
             campaign = workflow.campaigns.get(project.campaign_id)
             due = next_due_at(campaign, project.state, now) if campaign else None
             if due is not None:
-                session.execute(sa.update(Project).where(col(Project.id) == project.id).values(next_due_at=due))
+                session.execute(
+                    sa.update(Project)
+                    .execution_options(synchronize_session=False)
+                    .where(col(Project.id) == project.id)
+                    .values(next_due_at=due)
+                )
                 scheduled += 1
     return scheduled

@@ -8,6 +8,7 @@ never enforced.
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -42,6 +43,18 @@ def load_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MalformedFileError(str(path), None, f"not valid TOML ({exc})") from None
+    except RecursionError:
+        raise MalformedFileError(str(path), None, "not valid TOML (arrays or tables nested too deeply)") from None
+
+
+def has_control_characters(text: str) -> bool:
+    """Tell whether `text` holds a control, format or separator character (NUL, line breaks, escapes)."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped, so that a message stays on one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class Section:
@@ -60,7 +73,7 @@ class Section:
     def fail(self, name: str | None, problem: str) -> MalformedFileError:
         """Build the error for key `name` (or for the section itself)."""
         where = self.key(name) if name else (self._prefix.rstrip(".") or None)
-        return MalformedFileError(self.path, where, problem)
+        return MalformedFileError(self.path, printable(where) if where else None, problem)
 
     def has(self, name: str) -> bool:
         """Tell whether the key is present."""
@@ -84,6 +97,8 @@ class Section:
         value = value.strip()
         if not value:
             raise self.fail(name, "must not be empty")
+        if has_control_characters(value):
+            raise self.fail(name, "must not contain control characters (line breaks, NUL, escapes)")
         if len(value) > max_length:
             raise self.fail(name, f"longer than {max_length} characters")
         return value

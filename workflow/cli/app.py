@@ -438,8 +438,9 @@ def outbox_retry(
     """Make a dead message (or every one, with --dead) due again now."""
     from notifications.outbox import retry
     from workflow.errors import InvalidArgumentError
+    from workflow.queries import MAX_ID
 
-    if message_id is not None and not message_id.isdigit():
+    if message_id is not None and not (message_id.isascii() and message_id.isdigit() and int(message_id) <= MAX_ID):
         raise InvalidArgumentError(f"outbox retry: {message_id!r} is not a message id")
     runtime = _runtime(ctx)
     count = retry(runtime.engine, runtime.clock.now(), int(message_id) if message_id else None, dead=dead)

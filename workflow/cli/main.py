@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"esms: {message}", file=sys.stderr)
+    from workflow.tomlfile import printable
+
+    # Whatever a message quotes from the input, it stays one line.
+    print(f"esms: {printable(' '.join(message.split()))}", file=sys.stderr)
     return code
 
 

@@ -37,7 +37,7 @@ class Runtime:
         """The system clock, or a simulated one when `--now`/`ESMS_NOW` is given."""
         from workflow.clock import SimulatedClock, SystemClock, parse_instant
 
-        if self.now_text:
+        if self.now_text is not None:  # an empty --now is an error, not "no --now"
             return SimulatedClock(parse_instant(self.now_text, self.settings.timezone))
         return SystemClock()
 
