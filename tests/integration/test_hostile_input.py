@@ -4,8 +4,8 @@ For each malformed project file, campaign file or command-line argument, `esms` 
 line on stderr starting with `esms: ` (no traceback, nothing on stdout), and the database must be exactly as it
 was (`snapshot` before and after).
 
-The properties leave out the inputs that hit a known bug; each such bug is kept below as an explicit example
-kept as an explicit example test below (they were found by these properties and fixed). The number of inputs tried per category and backend is written at the end of the module.
+The bugs these properties found (and that were fixed) are kept below as explicit example tests. The number of
+inputs tried per category and backend is written at the end of the module.
 """
 
 from __future__ import annotations
