@@ -59,6 +59,16 @@ class RelayReport:
     dead: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, object]:
+        """The report as a JSON-ready dict (`esms tick --json`, `esms outbox send --json`)."""
+        return {
+            "sent": self.sent,
+            "partial": self.partial,
+            "retried": self.retried,
+            "dead": self.dead,
+            "errors": self.errors,
+        }
+
     @property
     def attempted(self) -> int:
         """How many messages the pass tried to send."""

@@ -309,16 +309,7 @@ def tick(ctx: typer.Context, as_json: JsonOption = False) -> None:
     runtime = _runtime(ctx)
     report = sweep(runtime.workflow)
     relay = deliver_due(runtime.engine, runtime.clock, runtime.settings.mail)
-    document = {
-        **report.as_dict(),
-        "mail": {
-            "sent": relay.sent,
-            "partial": relay.partial,
-            "retried": relay.retried,
-            "dead": relay.dead,
-            "errors": relay.errors,
-        },
-    }
+    document = {**report.as_dict(), "mail": relay.as_dict()}
     if as_json:
         print_json(document)
         return
@@ -414,15 +405,8 @@ def outbox_send(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
     runtime = _runtime(ctx)
     relay = deliver_due(runtime.engine, runtime.clock, runtime.settings.mail)
-    document = {
-        "sent": relay.sent,
-        "partial": relay.partial,
-        "retried": relay.retried,
-        "dead": relay.dead,
-        "errors": relay.errors,
-    }
     if as_json:
-        print_json(document)
+        print_json(relay.as_dict())
     else:
         print(f"{relay.sent} sent, {relay.partial} partial, {relay.retried} to retry, {relay.dead} dead")
         for error in relay.errors:
