@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,22 +68,30 @@ def _instant(moment: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: The fields of an audit row that its hash covers (besides the previous row's hash).
+HASHED_FIELDS = (
+    "project_id",
+    "seq",
+    "at",
+    "recorded_at",
+    "event",
+    "source",
+    "dest",
+    "actor",
+    "reason",
+    "forced",
+    "params",
+)
+
+
+def hash_of(row: Mapping[str, Any], prev_hash: str) -> str:
+    """The hash of an audit row given as a mapping (a row of a query, the values of an insert)."""
+    return row_hash(**{field: row[field] for field in HASHED_FIELDS}, prev_hash=prev_hash)
+
+
 def hash_entry(entry: AuditEntry, prev_hash: str) -> str:
     """The hash an audit row must carry after `prev_hash`."""
-    return row_hash(
-        project_id=entry.project_id,
-        seq=entry.seq,
-        at=entry.at,
-        recorded_at=entry.recorded_at,
-        event=entry.event,
-        source=entry.source,
-        dest=entry.dest,
-        actor=entry.actor,
-        reason=entry.reason,
-        forced=entry.forced,
-        params=entry.params,
-        prev_hash=prev_hash,
-    )
+    return hash_of({field: getattr(entry, field) for field in HASHED_FIELDS}, prev_hash)
 
 
 def last_hash(session: Session, project_id: int) -> tuple[int, str]:

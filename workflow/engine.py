@@ -21,7 +21,7 @@ from notifications.queue import queue_change_messages
 from states import lifecycle
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
-from workflow.audit import last_hash, row_hash
+from workflow.audit import hash_of, last_hash
 from workflow.campaigns import Campaign, get_campaign
 from workflow.clock import Clock
 from workflow.db import transaction
@@ -373,7 +373,7 @@ def append_audit(
     }
     # A Core INSERT built once, on the session's connection: no ORM object for a row never read back here.
     session.connection().execute(
-        _AUDIT_INSERT, {**row, "prev_hash": previous_hash, "hash": row_hash(**row, prev_hash=previous_hash)}
+        _AUDIT_INSERT, {**row, "prev_hash": previous_hash, "hash": hash_of(row, previous_hash)}
     )
     return previous_seq + 1
 

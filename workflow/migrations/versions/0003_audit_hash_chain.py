@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from workflow.audit import GENESIS, row_hash
+from workflow.audit import GENESIS, hash_of
 from workflow.models import UTCDateTime
 
 revision = "0003_audit_hash_chain"
@@ -46,20 +46,7 @@ def upgrade() -> None:
     rows = connection.execute(sa.select(audit).order_by(audit.c.project_id, audit.c.seq)).mappings().all()
     for row in rows:
         prev = previous.get(row["project_id"], GENESIS)
-        digest = row_hash(
-            project_id=row["project_id"],
-            seq=row["seq"],
-            at=row["at"],
-            recorded_at=row["recorded_at"],
-            event=row["event"],
-            source=row["source"],
-            dest=row["dest"],
-            actor=row["actor"],
-            reason=row["reason"],
-            forced=row["forced"],
-            params=row["params"],
-            prev_hash=prev,
-        )
+        digest = hash_of(dict(row), prev)
         connection.execute(sa.update(audit).where(audit.c.id == row["id"]).values(prev_hash=prev, hash=digest))
         previous[row["project_id"]] = digest
 
