@@ -31,10 +31,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from states import lifecycle
+from states.money import split_tranches
 from workflow.campaigns import Campaign
 from workflow.db import make_engine, migrate
 from workflow.models import AuditEntry, Project, Tranche
-from workflow.money import split_tranches
 from workflow.schedule import next_due_at
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -31,12 +31,13 @@ from benchmarks.context import Context
 from benchmarks.generate import PARIS, Cohort, populate
 from benchmarks.report import Goal, Row, median, seconds, verdict
 from notifications.relay import build_email, deliver_due
+from notifications.settings import MailSettings
 from states import lifecycle
 from workflow.clock import SimulatedClock
 from workflow.db import make_engine
 from workflow.engine import Workflow
 from workflow.models import OutboxMessage
-from workflow.settings import MailSettings, load_settings
+from workflow.settings import load_settings
 from workflow.sweep import sweep
 
 GENERATED_AT = datetime(2021, 6, 20, 12, tzinfo=PARIS)

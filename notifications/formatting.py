@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from workflow.money import format_euros_fr
+from states.money import CENTS_PER_EURO
 
 #: French month names, lowercase as in running text; index 0 is January.
 MONTHS_FR: tuple[str, ...] = (
@@ -62,3 +62,11 @@ def percent(value: str | Decimal | int) -> str:
         raise ValueError(f"{value!r} is not a finite number")
     exact = number.to_integral_value() if number == number.to_integral_value() else number.normalize()
     return f"{exact:f}".replace(".", ",") + f"{NBSP}%"
+
+
+def format_euros_fr(cents: int) -> str:
+    """Format cents the French way for people: 232 000,00 € (narrow no-break space between thousands)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), CENTS_PER_EURO)
+    grouped = f"{whole:,}".replace(",", "\u202f")
+    return f"{sign}{grouped},{part:02d}\u00a0€"

@@ -17,10 +17,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from notifications.models import OutboxMessage
 from notifications.render import Rendered
-from workflow.db import transaction, translate_errors
-from workflow.errors import InvalidArgumentError
-from workflow.models import OutboxMessage
+from notifications.storage import transaction, translate_errors
+from states.errors import InvalidArgumentError
 
 STATUSES = ("pending", "sent", "partial", "dead")
 

@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Final
+from typing import Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from notifications.models import OutboxMessage
+from notifications.settings import MailSettings
+from notifications.storage import transaction
 from notifications.transport import (
     ConnectionLostError,
     Delivered,
@@ -33,10 +36,14 @@ from notifications.transport import (
     Transport,
     make_transport,
 )
-from workflow.clock import Clock
-from workflow.db import transaction
-from workflow.models import OutboxMessage
-from workflow.settings import MailSettings
+
+
+class Clock(Protocol):
+    """The one clock the relay reads (`workflow.clock.SystemClock` or a simulated one)."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+
 
 log = logging.getLogger("esms.relay")
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from workflow.settings import MailSettings
+from notifications.settings import MailSettings
 
 
 class DeliveryError(Exception):

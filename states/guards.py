@@ -7,21 +7,63 @@ never enforced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Final, Protocol
+from zoneinfo import ZoneInfo
 
-from workflow.campaigns import Campaign
-from workflow.errors import (
+from states.errors import (
     DeadlinePassedError,
     IneligibleError,
     InvalidArgumentError,
     NotYetOpenError,
     UsageCriteriaNotMetError,
 )
-from workflow.grappe import Grappe, eligibility_problems
+from states.grappe import EligibilityRules, Grappe, eligibility_problems
+
+
+class Criterion(Protocol):
+    """A usage criterion: its id and the least value that meets it."""
+
+    @property
+    def id(self) -> str:
+        """The criterion's id, the parameter name of `verify_usage`."""
+
+    @property
+    def min(self) -> Decimal:
+        """The least measured value that meets it."""
+
+
+class CampaignRules(Protocol):
+    """What the rules read of a campaign (`workflow.campaigns.Campaign` is one): its calendar and minima."""
+
+    @property
+    def id(self) -> str:
+        """The campaign's id."""
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The time zone its dates are whole days in."""
+
+    @property
+    def calendar(self) -> Mapping[str, date]:
+        """Its dated steps, by key."""
+
+    @property
+    def eligibility(self) -> EligibilityRules:
+        """The minima a grappe must meet."""
+
+    @property
+    def usage_criteria(self) -> Sequence[Criterion]:
+        """The criteria checked at the usage evaluation."""
+
+    def deadline_end(self, key: str) -> datetime | None:
+        """The first instant after the whole day of deadline `key`, or None when not set."""
+
+    def opening(self, key: str) -> datetime | None:
+        """The first instant of the day `key`, or None when not set."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +72,7 @@ class GuardContext:
 
     event: str
     state: str
-    campaign: Campaign
+    campaign: CampaignRules
     grappe: Callable[[], Grappe]  # loaded only by the guards that need it (eligibility)
     now: datetime
     params: dict[str, str]
@@ -106,7 +148,7 @@ def applications_closed(ctx: GuardContext) -> None:
 
 def eligible(ctx: GuardContext) -> None:
     """The grappe meets the campaign's minima, FINESS rules and services socles."""
-    problems = eligibility_problems(ctx.grappe(), ctx.campaign)
+    problems = eligibility_problems(ctx.grappe(), ctx.campaign.eligibility)
     if problems:
         raise IneligibleError("not eligible: " + "; ".join(problems), rule="eligible", event=ctx.event, state=ctx.state)
 

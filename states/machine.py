@@ -12,9 +12,9 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
+from states.errors import EventNotAllowedError, InvalidArgumentError, UnknownEventError
 from states.guards import GUARDS, GuardContext
 from states.lifecycle import EVENTS_BY_NAME, STATES, TRANSITIONS, Transition
-from workflow.errors import EventNotAllowedError, InvalidArgumentError, UnknownEventError
 
 
 @dataclass

@@ -13,17 +13,16 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from states.errors import MalformedFileError, UnknownCampaignError
+from states.grappe import SERVICES_SOCLES
 from states.lifecycle import TRANCHE_MILESTONES
-from workflow.errors import MalformedFileError, UnknownCampaignError
-from workflow.money import decimal_places, parse_euros, to_cents
+from states.money import decimal_places, parse_euros, to_cents
 from workflow.tomlfile import Section, load_toml
 
 #: Calendar keys, in the order they must fall (when present).
 CALENDAR_KEYS = ("opens", "application_deadline", "selection_deadline", "agreement_deadline")
 #: The RESAH platform's opening, which is not ordered against the others (it may open before applications close).
 OPENING_KEYS = ("opens", "needs_statement_opens")
-SERVICES_SOCLES = ("mssante", "dmp", "e-prescription", "e-parcours")
-PROJECT_KINDS = ("acquisition", "compliance")
 #: Reminders go out at this local time of day unless the campaign says otherwise (`[reminders] send_at`).
 DEFAULT_REMINDER_TIME = time(8, 0)
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from workflow.errors import InvalidArgumentError
+from states.errors import InvalidArgumentError
 
 
 class Clock(Protocol):

@@ -21,12 +21,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from notifications.queue import queue_digest
 from notifications.relay import deliver_due
+from states.errors import EsmsError, InvalidArgumentError
 from workflow import lease
 from workflow.db import transaction
 from workflow.engine import Workflow
-from workflow.errors import EsmsError, InvalidArgumentError
+from workflow.messages import queue_digest
 from workflow.settings import Settings
 from workflow.sweep import sweep
 

@@ -6,18 +6,18 @@ errors come out as the engine's own one-line errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from workflow.errors import ConflictError, DatabaseNotInitialisedError, InvalidArgumentError, OperationalError
+from notifications.storage import transaction, translate_errors
+from states.errors import DatabaseNotInitialisedError, InvalidArgumentError
 from workflow.migrations import HEAD_REVISION
+
+__all__ = ["ensure_current", "make_engine", "migrate", "transaction", "translate_errors"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -88,28 +88,3 @@ def ensure_current(engine: Engine) -> None:
     if revision != HEAD_REVISION:
         state = "has no schema" if revision is None else f"is at revision {revision}, not {HEAD_REVISION}"
         raise DatabaseNotInitialisedError(f"the database {state}: run `esms init`")
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn driver errors into the engine's errors (one line, the right exit code)."""
-    try:
-        yield
-    except exc.OperationalError as error:
-        text = str(error.orig) if error.orig is not None else str(error)
-        if "locked" in text or "could not serialize" in text or "deadlock" in text:
-            raise ConflictError(
-                f"another process changed the database at the same moment ({text.splitlines()[0]}); "
-                "nothing was done, retry"
-            ) from None
-        raise OperationalError(f"database unavailable: {text.splitlines()[0]}") from None
-    except exc.IntegrityError as error:
-        first = str(error.orig).splitlines()[0] if error.orig is not None else "integrity error"
-        raise ConflictError(f"another process wrote the same row first ({first}); retry") from None
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """Run the body in one transaction: commit when it returns, roll back when anything raises."""
-    with translate_errors(), Session(engine, expire_on_commit=False) as session, session.begin():
-        yield session

@@ -19,18 +19,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from notifications.queue import queue_digest
+from notifications.formatting import format_euros_fr
 from notifications.relay import deliver_due
+from notifications.settings import MailSettings
+from states.errors import RuleRefusedError
 from workflow.campaigns import Campaign
 from workflow.clock import SimulatedClock
 from workflow.db import make_engine, migrate, transaction
 from workflow.engine import Workflow
-from workflow.errors import RuleRefusedError
+from workflow.messages import queue_digest
 from workflow.models import OutboxMessage
-from workflow.money import format_euros_fr
 from workflow.project_file import load_project_file
 from workflow.queries import funding_report
-from workflow.settings import MailSettings
 from workflow.sweep import sweep
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -109,7 +109,7 @@ def run_demo(
         spec = load_project_file(config_dir / "projects" / f"{sample}.toml")
         ids[sample] = workflow.register(spec, actor="demo")
         names[ids[sample]] = spec.name
-        total = spec.grappe.funding_total_cents(campaigns[spec.campaign])
+        total = spec.grappe.funding_total_cents(campaigns[spec.campaign].funding)
         say(
             f"2021-02-15 09:00  registered #{ids[sample]} {spec.name} ({spec.campaign}, {spec.grappe.kind}, "
             f"{spec.grappe.esms_count} ESMS): {format_euros_fr(total)}"

@@ -17,18 +17,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from notifications.queue import queue_change_messages
 from states import lifecycle
+from states.errors import ConflictError, InvalidArgumentError, UnknownProjectError, UnknownStateError
+from states.grappe import EsmsRecord, Grappe, OrganisationRecord
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
+from states.money import split_tranches
 from workflow.audit import hash_of, last_hash
 from workflow.campaigns import Campaign, get_campaign
 from workflow.clock import Clock
 from workflow.db import transaction
-from workflow.errors import ConflictError, InvalidArgumentError, UnknownProjectError, UnknownStateError
-from workflow.grappe import EsmsRecord, Grappe, OrganisationRecord
+from workflow.messages import queue_change_messages
 from workflow.models import AuditEntry, Esms, Organisation, Project, Tranche
-from workflow.money import split_tranches
 from workflow.project_file import ProjectSpec
 from workflow.schedule import next_due_at
 from workflow.tomlfile import has_control_characters
@@ -87,7 +87,7 @@ class Workflow:
 
     def _register_in(self, session: Session, spec: ProjectSpec, campaign: Campaign, actor: str) -> int:
         now, wall = self.clock.now(), self.clock.wall()
-        total = spec.grappe.funding_total_cents(campaign)
+        total = spec.grappe.funding_total_cents(campaign.funding)
         project = Project(
             campaign_id=campaign.id,
             name=spec.name,

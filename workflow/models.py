@@ -6,39 +6,16 @@ column of a project guards against lost updates between processes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from notifications.models import OutboxMessage
+from notifications.storage import utc_column
 
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """A timestamp stored in UTC (naive in SQLite, `timestamptz` in PostgreSQL), always read back aware."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Refuse naive datetimes; store UTC."""
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Return an aware UTC datetime."""
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
-    """A `UTCDateTime` column for an SQLModel field."""
-    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+# The outbox table belongs to `notifications`; it is named here so that the schema's metadata holds every table.
+__all__ = ["AuditEntry", "Esms", "Lease", "Organisation", "OutboxMessage", "Project", "Tranche"]
 
 
 class Project(SQLModel, table=True):
@@ -130,33 +107,6 @@ class AuditEntry(SQLModel, table=True):
     params: str = Field(default="{}")  # JSON object of the event's key=value arguments
     prev_hash: str = Field(default="", max_length=64)  # the previous row's hash (zeros for the first row)
     hash: str = Field(default="", max_length=64)  # SHA-256 of this row's content and prev_hash (workflow.audit)
-
-
-class OutboxMessage(SQLModel, table=True):
-    """An e-mail decided in the same transaction as the change that causes it, delivered later by the relay.
-
-    `idempotency_key` (project, event, tranche or deadline, offset) is unique: a repeated event or sweep can never
-    queue the same message twice. The message is rendered when queued, so what is sent is what was decided.
-    """
-
-    __tablename__ = "outbox_message"
-    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    idempotency_key: str = Field(max_length=200, unique=True)
-    project_id: int | None = Field(default=None, foreign_key="project.id", index=True)
-    template: str = Field(max_length=64)
-    recipients: str  # JSON array of addresses
-    subject: str = Field(max_length=998)
-    body_text: str
-    body_html: str
-    attachments: str = Field(default="[]")  # JSON array of {filename, content_type, content}
-    status: str = Field(default="pending", max_length=16)  # pending, sent, partial, dead
-    attempts: int = 0
-    next_attempt_at: datetime = Field(sa_column=utc_column())
-    last_error: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = Field(sa_column=utc_column())
-    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class Lease(SQLModel, table=True):

@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow.campaigns import PROJECT_KINDS, SERVICES_SOCLES
-from workflow.grappe import EsmsRecord, Grappe, OrganisationRecord, finess_problem
+from states.grappe import PROJECT_KINDS, SERVICES_SOCLES, EsmsRecord, Grappe, OrganisationRecord, finess_problem
 from workflow.tomlfile import Section, load_toml
 
 # Deliberately plain: one @, no spaces or control characters (which could inject mail headers).

@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from states import lifecycle
+from states.errors import UnknownProjectError, UnknownStateError
+from states.money import format_cents
 from workflow.campaigns import Campaign, get_campaign
 from workflow.db import translate_errors
-from workflow.errors import UnknownProjectError, UnknownStateError
 from workflow.models import AuditEntry, Project, Tranche
-from workflow.money import format_cents
 
 #: States whose project holds a funding commitment: selected (group A or promoted) and not ended early.
 COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.NEEDS_STATEMENT) :]

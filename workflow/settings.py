@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from workflow.errors import InvalidArgumentError
+from notifications.settings import TLS_MODES, MailSettings
+from states.errors import InvalidArgumentError
 from workflow.tomlfile import Section, load_toml
 
 FILE_KEYS = (
@@ -53,25 +54,6 @@ FILE_KEYS = (
 )
 #: The `config/` folder shipped beside the packages (an editable or source install).
 SHIPPED_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-
-
-TLS_MODES = ("none", "starttls", "tls")
-
-
-@dataclass(frozen=True, kw_only=True)
-class MailSettings:
-    """How messages leave: an SMTP relay, or `.eml` files in `mail_dir` when no host is set."""
-
-    smtp_host: str | None
-    smtp_port: int
-    smtp_tls: str
-    smtp_username: str | None
-    smtp_password: str | None = field(repr=False)  # a secret: kept out of repr, logs and messages
-    smtp_timeout: float
-    mail_from: str
-    mail_dir: Path
-    admin_emails: tuple[str, ...]
-    max_attempts: int
 
 
 @dataclass(frozen=True, kw_only=True)

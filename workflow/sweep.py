@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlmodel import Session, col, select
 
-from notifications.queue import queue_reminder
+from states.errors import EsmsError
 from states.lifecycle import DEADLINE_BY_STATE
 from workflow.campaigns import get_campaign
 from workflow.db import transaction
 from workflow.engine import Workflow
-from workflow.errors import EsmsError
+from workflow.messages import queue_reminder
 from workflow.models import Project
 from workflow.schedule import deadline_for, latest_due_reminder, next_due_at
 

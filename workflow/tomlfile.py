@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from workflow.errors import MalformedFileError
-from workflow.money import parse_euros
+from states.errors import MalformedFileError
+from states.money import parse_euros
 
 #: Larger files are refused before parsing: no legitimate campaign or project file comes near it.
 MAX_FILE_BYTES = 1_000_000

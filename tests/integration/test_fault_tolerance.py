@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from states.errors import ConflictError
 from tests.conftest import Cli, write_project
 from workflow.campaigns import load_campaigns
 from workflow.clock import SimulatedClock
 from workflow.db import make_engine
 from workflow.engine import Workflow
-from workflow.errors import ConflictError
 from workflow.project_file import load_project_file
 
 PARIS = ZoneInfo("Europe/Paris")

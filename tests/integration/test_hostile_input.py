@@ -27,10 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from states.errors import InvalidArgumentError
 from states.lifecycle import EVENTS_BY_NAME, STATES
 from tests.conftest import CONFIG_DIR, Cli, Result, snapshot, write_project
 from workflow.clock import parse_instant
-from workflow.errors import InvalidArgumentError
 
 ADDED = "2021-03-01T10:00:00+01:00"
 PARIS = ZoneInfo("Europe/Paris")

@@ -29,16 +29,17 @@ from aiosmtpd.smtp import AuthResult
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from notifications.queue import queue_digest
 from notifications.relay import CLAIM_PERIOD, RelayReport, deliver_due
+from notifications.settings import MailSettings
 from tests.conftest import Cli, write_project
 from workflow.campaigns import load_campaigns
 from workflow.clock import SimulatedClock
 from workflow.db import make_engine, migrate, transaction
 from workflow.engine import Workflow
+from workflow.messages import queue_digest
 from workflow.models import OutboxMessage
 from workflow.project_file import load_project_file
-from workflow.settings import MailSettings, load_settings
+from workflow.settings import load_settings
 from workflow.sweep import sweep
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -9,11 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from states.guards import GuardContext
-from states.machine import check_params, fire
-from tests.conftest import CONFIG_DIR, write_project
-from workflow.campaigns import Campaign, load_campaign
-from workflow.errors import (
+from states.errors import (
     DeadlinePassedError,
     EventNotAllowedError,
     IneligibleError,
@@ -22,7 +18,11 @@ from workflow.errors import (
     UnknownEventError,
     UsageCriteriaNotMetError,
 )
-from workflow.grappe import Grappe
+from states.grappe import Grappe
+from states.guards import GuardContext
+from states.machine import check_params, fire
+from tests.conftest import CONFIG_DIR, write_project
+from workflow.campaigns import Campaign, load_campaign
 from workflow.project_file import load_project_file
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from states.errors import BadInputError, MalformedFileError
 from workflow.campaigns import load_campaign, load_campaigns
-from workflow.errors import BadInputError, MalformedFileError
 from workflow.tomlfile import MAX_FILE_BYTES
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from states.errors import InvalidArgumentError, MalformedFileError
 from workflow.clock import SimulatedClock, parse_instant
-from workflow.errors import InvalidArgumentError, MalformedFileError
 from workflow.settings import load_settings
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -148,10 +148,10 @@ def test_concurrent_change_makes_the_later_writer_fail_cleanly(
     cli: Cli, tmp_path: Path, database_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import workflow.engine as engine_module
+    from states.errors import ConflictError
     from workflow.campaigns import load_campaigns
     from workflow.clock import SimulatedClock
     from workflow.db import make_engine
-    from workflow.errors import ConflictError
 
     project_id = int(add_project(cli, tmp_path))
     campaigns = load_campaigns(config_dir)

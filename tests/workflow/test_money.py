@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow.money import format_cents, format_euros_fr, parse_euros, split_tranches, to_cents
+from notifications.formatting import format_euros_fr
+from states.money import format_cents, parse_euros, split_tranches, to_cents
 
 NNBSP = "\u202f"
 NBSP = "\u00a0"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow.errors import MalformedFileError
+from states.errors import MalformedFileError
 from workflow.project_file import load_project_file
 
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "config" / "projects" / "grappe-hainaut.toml"

@@ -344,8 +344,8 @@ def daemon(
     """Run the scheduler: sweep and mail relay every interval, digest every morning; SIGTERM stops it cleanly."""
     import logging
 
+    from states.errors import InvalidArgumentError
     from workflow.daemon import run_daemon
-    from workflow.errors import InvalidArgumentError
 
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -362,9 +362,9 @@ def daemon(
 @app.command()
 def digest(ctx: typer.Context) -> None:
     """Queue today's digest for ESMS_ADMIN_EMAILS now (the daemon does it every morning)."""
-    from notifications.queue import queue_digest
+    from states.errors import InvalidArgumentError
     from workflow.db import transaction
-    from workflow.errors import InvalidArgumentError
+    from workflow.messages import queue_digest
 
     runtime = _runtime(ctx)
     recipients = list(runtime.settings.mail.admin_emails)
@@ -421,7 +421,7 @@ def outbox_retry(
 ) -> None:
     """Make a dead message (or every one, with --dead) due again now."""
     from notifications.outbox import retry
-    from workflow.errors import InvalidArgumentError
+    from states.errors import InvalidArgumentError
     from workflow.queries import MAX_ID
 
     if message_id is not None and not (message_id.isascii() and message_id.isdigit() and int(message_id) <= MAX_ID):
@@ -437,8 +437,8 @@ def outbox_retry(
 @app.command()
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Verify the invariants: histories, tranches, messages, audit chain (exit 5 when one is broken)."""
+    from states.errors import IntegrityCheckError
     from workflow.check import check as run_check
-    from workflow.errors import IntegrityCheckError
 
     report = run_check(_runtime(ctx).engine)
     if as_json:
@@ -461,8 +461,8 @@ def audit_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Name every audit row edited or deleted behind the engine's back (exit 5 when any)."""
+    from states.errors import IntegrityCheckError
     from workflow.audit import describe, verify
-    from workflow.errors import IntegrityCheckError
     from workflow.queries import parse_project_id
 
     checked, problems = verify(_runtime(ctx).engine, parse_project_id(project) if project else None)

@@ -16,8 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run `esms` with `argv` (default: the process arguments) and return the exit code."""
     import typer
 
+    from states.errors import EsmsError
     from workflow.cli.app import app
-    from workflow.errors import EsmsError
 
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)

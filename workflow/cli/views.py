@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from notifications.formatting import format_euros_fr
+from states.errors import InvalidArgumentError
+from states.money import format_cents
 from workflow.campaigns import Campaign
-from workflow.errors import InvalidArgumentError
-from workflow.money import format_cents, format_euros_fr
 
 if TYPE_CHECKING:
     from workflow.engine import Change

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from workflow.models import UTCDateTime
+from notifications.storage import UTCDateTime
 
 revision = "0001_initial"
 down_revision = None

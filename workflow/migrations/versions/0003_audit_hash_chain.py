@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from notifications.storage import UTCDateTime
 from workflow.audit import GENESIS, hash_of
-from workflow.models import UTCDateTime
 
 revision = "0003_audit_hash_chain"
 down_revision = "0002_scheduler_and_outbox"

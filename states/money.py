@@ -59,14 +59,6 @@ def format_cents(cents: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
-def format_euros_fr(cents: int) -> str:
-    """Format cents the French way for people: 232 000,00 € (narrow no-break space between thousands)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), CENTS_PER_EURO)
-    grouped = f"{whole:,}".replace(",", "\u202f")
-    return f"{sign}{grouped},{part:02d}\u00a0€"
-
-
 def split_tranches(total_cents: int, percents: list[Decimal]) -> list[int]:
     """Split `total_cents` by `percents` (adding up to 100); the last tranche takes the rounding remainder.
 

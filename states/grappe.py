@@ -4,8 +4,44 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Protocol
 
-from workflow.campaigns import SERVICES_SOCLES, Campaign
+
+class ProjectKind(StrEnum):
+    """What a project funds: a new DUI, or bringing an existing one into compliance."""
+
+    ACQUISITION = "acquisition"
+    COMPLIANCE = "compliance"
+
+
+PROJECT_KINDS: Final[tuple[str, ...]] = tuple(ProjectKind)
+#: The optional national services a DUI may integrate. The INS is mandatory for everyone, so it is not one of them.
+SERVICES_SOCLES: Final[tuple[str, ...]] = ("mssante", "dmp", "e-prescription", "e-parcours")
+
+
+class EligibilityRules(Protocol):
+    """The minima a campaign sets for a grappe (`workflow.campaigns.Eligibility` is one)."""
+
+    @property
+    def min_organisations(self) -> int:
+        """Least number of organismes gestionnaires."""
+
+    @property
+    def min_esms(self) -> int:
+        """Least number of ESMS."""
+
+    @property
+    def min_services_socles(self) -> int:
+        """Least number of services socles a compliance project targets."""
+
+
+class FundingRates(Protocol):
+    """A campaign's rates (`workflow.campaigns.Funding` is one)."""
+
+    def total_cents(self, kind: str, esms: int, small_esms: int) -> int:
+        """The single financing of a grappe of this kind and size."""
+
 
 #: 9 characters, the département first: two digits, or 2A/2B for Corsica.
 FINESS_PATTERN = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
@@ -62,14 +98,13 @@ class Grappe:
         """How many of them are small (eligible for equipment)."""
         return sum(1 for e in self.esms if e.small)
 
-    def funding_total_cents(self, campaign: Campaign) -> int:
-        """Return the single financing this grappe asks for under `campaign`."""
-        return campaign.funding.total_cents(self.kind, self.esms_count, self.small_esms_count)
+    def funding_total_cents(self, funding: FundingRates) -> int:
+        """Return the single financing this grappe asks for at a campaign's rates."""
+        return funding.total_cents(self.kind, self.esms_count, self.small_esms_count)
 
 
-def eligibility_problems(grappe: Grappe, campaign: Campaign) -> list[str]:
-    """List every eligibility rule of `campaign` that `grappe` breaks (empty when eligible)."""
-    rules = campaign.eligibility
+def eligibility_problems(grappe: Grappe, rules: EligibilityRules) -> list[str]:
+    """List every eligibility rule of a campaign that `grappe` breaks (empty when eligible)."""
     problems = []
     if len(grappe.organisations) < rules.min_organisations:
         problems.append(f"{len(grappe.organisations)} organisations, at least {rules.min_organisations} required")

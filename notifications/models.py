@@ -1,0 +1,37 @@
+"""The outbox table: every e-mail the engine decided to send, with its delivery status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from notifications.storage import utc_column
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An e-mail decided in the same transaction as the change that causes it, delivered later by the relay.
+
+    `idempotency_key` (project, event, tranche or deadline, offset) is unique: a repeated event or sweep can never
+    queue the same message twice. The message is rendered when queued, so what is sent is what was decided.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    project_id: int | None = Field(default=None, foreign_key="project.id", index=True)
+    template: str = Field(max_length=64)
+    recipients: str  # JSON array of addresses
+    subject: str = Field(max_length=998)
+    body_text: str
+    body_html: str
+    attachments: str = Field(default="[]")  # JSON array of {filename, content_type, content}
+    status: str = Field(default="pending", max_length=16)  # pending, sent, partial, dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=utc_column())
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(sa_column=utc_column())
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
