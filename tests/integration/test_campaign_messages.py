@@ -26,7 +26,7 @@ def expected_messages(rows: list[dict[str, object]]) -> Counter[str]:
         if row["forced"]:
             expected["forced"] += 1
             continue
-        for template in lifecycle.EVENTS_BY_NAME[str(row["event"])].notify:
+        for template in (m.template for m in lifecycle.EVENTS_BY_NAME[str(row["event"])].messages):
             expected[template] += 1
     return expected
 

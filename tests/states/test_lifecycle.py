@@ -15,8 +15,8 @@ def test_every_guard_named_in_the_declaration_exists() -> None:
 
 
 def test_every_state_is_reachable_from_application() -> None:
-    reached = {lifecycle.APPLICATION}
-    frontier = [lifecycle.APPLICATION]
+    reached = {lifecycle.State.APPLICATION}
+    frontier = [lifecycle.State.APPLICATION]
     while frontier:
         state = frontier.pop()
         for transition in lifecycle.TRANSITIONS:
@@ -37,11 +37,11 @@ def test_tranche_milestones_lie_on_the_main_line_in_order() -> None:
     ranks = [lifecycle.rank(state) for _, state in sorted(lifecycle.TRANCHE_MILESTONES.items())]
     assert None not in ranks
     assert ranks == sorted(ranks)
-    assert lifecycle.tranches_reached(lifecycle.AGREEMENT) == ()
-    assert lifecycle.tranches_reached(lifecycle.CONFIGURATION) == (1,)
-    assert lifecycle.tranches_reached(lifecycle.USAGE_EVALUATION) == (1, 2)
-    assert lifecycle.tranches_reached(lifecycle.COMPLETED) == (1, 2, 3)
-    assert lifecycle.tranches_reached(lifecycle.WITHDRAWN) == ()
+    assert lifecycle.tranches_reached(lifecycle.State.AGREEMENT) == ()
+    assert lifecycle.tranches_reached(lifecycle.State.CONFIGURATION) == (1,)
+    assert lifecycle.tranches_reached(lifecycle.State.USAGE_EVALUATION) == (1, 2)
+    assert lifecycle.tranches_reached(lifecycle.State.COMPLETED) == (1, 2, 3)
+    assert lifecycle.tranches_reached(lifecycle.State.WITHDRAWN) == ()
 
 
 def test_machine_has_no_auto_transitions() -> None:
