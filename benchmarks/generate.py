@@ -4,7 +4,7 @@ Each project looks like one the engine itself would have written: the audit rows
 state (`register`, `submit`, `select`, …: 1 to 9 rows, 4.2 on average over all states), three tranches
 released per the milestones its state has reached (`states.lifecycle.tranches_reached`), the fields those events
 record (group, RESAH reference, vendor, invoices, withdrawal reason), `version` equal to its number of audit rows,
-the audit hash chain when the schema has one (`workflow.audit.row_hash`), and `next_due_at` computed by
+the audit hash chain when the schema has one (`workflow.audit.hash_of`), and `next_due_at` computed by
 `workflow.schedule.next_due_at(campaign, state, now)` for the generation instant.
 
 Left out, because no benchmarked path reads them: organisations and ESMS rows (only the `submit` guard loads the
@@ -210,30 +210,17 @@ def _shape(campaign: Campaign, state: str, now: datetime, stamp: Stamp) -> _Stat
 
 
 def _audit_chain() -> Callable[[list[dict[str, Any]], list[datetime]], None] | None:
-    """How to fill the audit rows' hash chain, when the schema has one (`workflow.audit.row_hash`); else None."""
+    """How to fill the audit rows' hash chain, when the schema has one (`workflow.audit.hash_of`); else None."""
     columns = AuditEntry.__table__.c  # type: ignore[attr-defined]
     if "hash" not in columns or "prev_hash" not in columns:
         return None
-    from workflow.audit import GENESIS, row_hash  # type: ignore[import-not-found,unused-ignore]
+    from workflow.audit import GENESIS, hash_of
 
     def fill(rows: list[dict[str, Any]], moments: list[datetime]) -> None:
         previous = GENESIS
         for row in rows:
             moment = moments[row["seq"] - 1]
-            digest = row_hash(
-                project_id=row["project_id"],
-                seq=row["seq"],
-                at=moment,
-                recorded_at=moment,
-                event=row["event"],
-                source=row["source"],
-                dest=row["dest"],
-                actor=row["actor"],
-                reason=row["reason"],
-                forced=row["forced"],
-                params=row["params"],
-                prev_hash=previous,
-            )
+            digest = hash_of({**row, "at": moment, "recorded_at": moment}, previous)
             row["prev_hash"], row["hash"] = previous, digest
             previous = digest
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from states.lifecycle import (
-    APPLICATION,
-    FINAL_STATES,
-    OPEN_STATES,
-    TRANCHE_MILESTONES,
-    TRANSITIONS,
-    WITHDRAWN,
-)
+from states.lifecycle import FINAL_STATES, OPEN_STATES, TRANCHE_MILESTONES, TRANSITIONS, EventName, State
+
+APPLICATION, WITHDRAWN = State.APPLICATION.value, State.WITHDRAWN.value
 
 
 def mermaid() -> str:
@@ -17,10 +12,10 @@ def mermaid() -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {APPLICATION}"]
     tranche_at = {state: number for number, state in TRANCHE_MILESTONES.items()}
     for transition in TRANSITIONS:
-        if transition.event == "withdraw":
+        if transition.event is EventName.WITHDRAW:
             continue  # drawn once below: every open state can be withdrawn
         label = transition.event + "".join(f" {k}={v}" for k, v in transition.when)
-        if transition.event == "lapse":  # fired by the sweep: say which deadline
+        if transition.event is EventName.LAPSE:  # fired by the sweep: say which deadline
             label += "".join(f" after {g.removesuffix('_passed')}" for g in transition.guards)
         if transition.dest in tranche_at:
             label += f" (tranche {tranche_at[transition.dest]})"

@@ -1,231 +1,359 @@
-"""The project life cycle, declared once.
+"""The project life cycle, declared once: states, events and what each event does.
 
-Read this module to know what can happen to a project: which events exist, from which state they lead where,
-under which guards, which tranche a state releases, and which deadline a state waits on. Everything else in the
-engine is built from these tables: the `transitions` machine, the CLI's event names, the Mermaid diagram, the
-deadline sweep.
+Read this module to know what can happen to a project. Each `Event` below says, on one screen, from which state it
+leads where and under which guards (its `arrows`), which parameters it takes and which project fields it records,
+which tranche it releases, and which messages it sends to whom. `DEADLINES` says which deadline each state waits on
+and what the sweep does when it passes. Everything else is built from these tables: the `transitions` machine, the
+CLI's event names, the Mermaid diagram, the engine's writes, the outbox messages, the sweep and `esms check`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 # --- States -------------------------------------------------------------------------------------------------
 
-APPLICATION: Final = "application"
-SELECTION: Final = "selection"
-NEEDS_STATEMENT: Final = "needs_statement"
-VENDOR_CONTRACT: Final = "vendor_contract"
-AGREEMENT: Final = "agreement"
-CONFIGURATION: Final = "configuration"
-ROLLOUT: Final = "rollout"
-USAGE_EVALUATION: Final = "usage_evaluation"
-COMPLETED: Final = "completed"
-WAITLISTED: Final = "waitlisted"
-REWORK: Final = "rework"
-REJECTED: Final = "rejected"
-LAPSED: Final = "lapsed"
-WITHDRAWN: Final = "withdrawn"
+
+class State(StrEnum):
+    """Where a project stands. The values are stored in the database and named by the CLI."""
+
+    APPLICATION = "application"
+    SELECTION = "selection"
+    NEEDS_STATEMENT = "needs_statement"
+    VENDOR_CONTRACT = "vendor_contract"
+    AGREEMENT = "agreement"
+    CONFIGURATION = "configuration"
+    ROLLOUT = "rollout"
+    USAGE_EVALUATION = "usage_evaluation"
+    COMPLETED = "completed"
+    WAITLISTED = "waitlisted"
+    REWORK = "rework"
+    REJECTED = "rejected"
+    LAPSED = "lapsed"
+    WITHDRAWN = "withdrawn"
+
+
+S = State  # short alias for the tables below
 
 #: The main line, in order: a state's rank says how far a project has come (used for tranche milestones).
-MAIN_LINE: Final[tuple[str, ...]] = (
-    APPLICATION,
-    SELECTION,
-    NEEDS_STATEMENT,
-    VENDOR_CONTRACT,
-    AGREEMENT,
-    CONFIGURATION,
-    ROLLOUT,
-    USAGE_EVALUATION,
-    COMPLETED,
+MAIN_LINE: Final[tuple[State, ...]] = (
+    S.APPLICATION,
+    S.SELECTION,
+    S.NEEDS_STATEMENT,
+    S.VENDOR_CONTRACT,
+    S.AGREEMENT,
+    S.CONFIGURATION,
+    S.ROLLOUT,
+    S.USAGE_EVALUATION,
+    S.COMPLETED,
 )
 #: States a project can still leave by an event (a withdrawal, at least).
-OPEN_STATES: Final[tuple[str, ...]] = (*MAIN_LINE[:-1], WAITLISTED)
+OPEN_STATES: Final[tuple[State, ...]] = (*MAIN_LINE[:-1], S.WAITLISTED)
 #: Ends: no event leaves them; only a forced transition can.
-FINAL_STATES: Final[tuple[str, ...]] = (COMPLETED, REWORK, REJECTED, LAPSED, WITHDRAWN)
-STATES: Final[tuple[str, ...]] = (*MAIN_LINE, WAITLISTED, REWORK, REJECTED, LAPSED, WITHDRAWN)
+FINAL_STATES: Final[tuple[State, ...]] = (S.COMPLETED, S.REWORK, S.REJECTED, S.LAPSED, S.WITHDRAWN)
+STATES: Final[tuple[State, ...]] = tuple(State)
 
 #: French labels, for what users read.
 STATE_LABELS: Final[dict[str, str]] = {
-    APPLICATION: "candidature",
-    SELECTION: "instruction",
-    NEEDS_STATEMENT: "expression de besoins (RESAH)",
-    VENDOR_CONTRACT: "contrat éditeur",
-    AGREEMENT: "convention",
-    CONFIGURATION: "paramétrage",
-    ROLLOUT: "généralisation du déploiement",
-    USAGE_EVALUATION: "évaluation des critères d'usage",
-    COMPLETED: "terminé",
-    WAITLISTED: "liste d'attente (groupe B)",
-    REWORK: "à retravailler (groupe C)",
-    REJECTED: "non recevable (groupe D)",
-    LAPSED: "caduc",
-    WITHDRAWN: "abandonné",
+    S.APPLICATION: "candidature",
+    S.SELECTION: "instruction",
+    S.NEEDS_STATEMENT: "expression de besoins (RESAH)",
+    S.VENDOR_CONTRACT: "contrat éditeur",
+    S.AGREEMENT: "convention",
+    S.CONFIGURATION: "paramétrage",
+    S.ROLLOUT: "généralisation du déploiement",
+    S.USAGE_EVALUATION: "évaluation des critères d'usage",
+    S.COMPLETED: "terminé",
+    S.WAITLISTED: "liste d'attente (groupe B)",
+    S.REWORK: "à retravailler (groupe C)",
+    S.REJECTED: "non recevable (groupe D)",
+    S.LAPSED: "caduc",
+    S.WITHDRAWN: "abandonné",
 }
 
 
-# --- Events -------------------------------------------------------------------------------------------------
+# --- What an event can do: the vocabulary of the declaration ----------------------------------------------------
+
+
+class EventName(StrEnum):
+    """The events of the life cycle, and the two audit events that are not fired (`register`, `force`)."""
+
+    SUBMIT = "submit"
+    SELECT = "select"
+    PROMOTE = "promote"
+    FILE_NEEDS = "file_needs"
+    SIGN_CONTRACT = "sign_contract"
+    SIGN_AGREEMENT = "sign_agreement"
+    FINISH_CONFIGURATION = "finish_configuration"
+    FINISH_ROLLOUT = "finish_rollout"
+    VERIFY_USAGE = "verify_usage"
+    WITHDRAW = "withdraw"
+    LAPSE = "lapse"
+    # Audit rows only: a registration, and a move that bypassed the guards.
+    REGISTER = "register"
+    FORCE = "force"
+
+
+E = EventName
+
+
+class Template(StrEnum):
+    """The e-mails the engine sends; each names its templates `<value>.txt` and `<value>.html`."""
+
+    SUBMISSION_RECEIVED = "submission_received"
+    SELECTION_RESULT = "selection_result"
+    PROMOTED = "promoted"
+    WITHDRAWN = "withdrawn"
+    LAPSED = "lapsed"
+    TRANCHE_RELEASED = "tranche_released"
+    FORCED = "forced"
+    REMINDER = "reminder"
+    DIGEST = "digest"
+
+
+class MessageKey(StrEnum):
+    """What makes a message unique (its outbox idempotency key), so that it is queued once whatever is retried."""
+
+    PER_CHANGE = "change"  # one per audit row: `p<id>:<event>:<seq>`
+    PER_DEADLINE = "deadline"  # one per missed deadline: `p<id>:lapse:<deadline>`
+    PER_TRANCHE = "tranche"  # a tranche is released once, so told once: `p<id>:tranche:<n>`
+
+
+class Context(StrEnum):
+    """A piece of context a message needs besides the project and its campaign.
+
+    A calendar key (`selection_deadline`…) is the campaign's date for it; the others come from the change.
+    """
+
+    SELECTION_DEADLINE = "selection_deadline"
+    AGREEMENT_DEADLINE = "agreement_deadline"
+    NEEDS_STATEMENT_OPENS = "needs_statement_opens"
+    GROUP = "group"  # the selection group the change placed the project in
+    REASON = "reason"  # the change's reason (a withdrawal's)
+    MISSED_DEADLINE = "deadline"  # the deadline the project's previous state waited on (name, label, date)
+
+
+CALENDAR_CONTEXT: Final[frozenset[Context]] = frozenset(
+    {Context.SELECTION_DEADLINE, Context.AGREEMENT_DEADLINE, Context.NEEDS_STATEMENT_OPENS}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """A message an event sends to the project's owner: its template, its uniqueness, the context it needs."""
+
+    template: Template
+    key: MessageKey = MessageKey.PER_CHANGE
+    context: tuple[Context, ...] = ()
+
+
+def message_key(
+    scheme: MessageKey, project_id: int, *, event: str, seq: int, deadline: str = "", tranche: int = 0
+) -> str:
+    """The outbox idempotency key of a message (the engine writes it, `esms check` expects it)."""
+    if scheme is MessageKey.PER_DEADLINE:
+        return f"p{project_id}:lapse:{deadline}"
+    if scheme is MessageKey.PER_TRANCHE:
+        return f"p{project_id}:tranche:{tranche}"
+    return f"p{project_id}:{event}:{seq}"
+
+
+#: Sent for every tranche a change releases, whatever the event (forced moves included).
+TRANCHE_RELEASED_MESSAGE: Final = Message(template=Template.TRANCHE_RELEASED, key=MessageKey.PER_TRANCHE)
+#: Sent for every forced move, telling the owner the new state (the reason only when the operator shares it).
+FORCED_MESSAGE: Final = Message(template=Template.FORCED)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Param:
     """A `key=value` argument an event takes.
 
-    `choices` restricts the value; `records` names the project field the value is kept in.
+    `choices` restricts the value; `records` names the project field the value is kept in; `is_reason` makes the
+    value the change's reason in the audit too (a withdrawal's reason).
     """
 
     name: str
     required: bool = True
     choices: tuple[str, ...] = ()
     records: str | None = None
+    is_reason: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
-class Transition:
-    """One arrow of the life cycle: `event` leads from each of `sources` to `dest` when every guard passes.
+class Arrow:
+    """One way an event leaves `sources`: to `dest` when every guard passes.
 
-    `when` selects this arrow among several of the same event by the value of a parameter (`select group=A`).
-    Guards are named; `states.guards.GUARDS` holds them.
+    `when` selects this arrow among several of the same event by a parameter's value (`select group=A`). Guards
+    are named; `states.guards.GUARDS` holds the rules.
     """
 
-    event: str
-    sources: tuple[str, ...]
-    dest: str
+    sources: tuple[State, ...]
+    dest: State
     guards: tuple[str, ...] = ()
     when: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """An event the programme fires on a project, with the parameters it takes.
+    """An event the programme fires on a project, and everything it does.
 
     `free_params` lets an event take parameters named by the campaign (the usage criteria of `verify_usage`).
-    `notify` names the messages the owner receives when the event succeeds (a released tranche always sends
-    `tranche_released` besides).
+    `releases` is the tranche the event releases on success (its milestone is the arrow's `dest`), and a released
+    tranche always sends `TRANCHE_RELEASED_MESSAGE` besides the event's own `messages`.
     """
 
-    name: str
+    name: EventName
     summary: str
+    arrows: tuple[Arrow, ...]
     params: tuple[Param, ...] = ()
     free_params: bool = False
-    notify: tuple[str, ...] = ()
+    releases: int | None = None
+    messages: tuple[Message, ...] = ()
 
     def param(self, name: str) -> Param | None:
         """Return the declared parameter called `name`, if any."""
         return next((p for p in self.params if p.name == name), None)
 
+    def recorded(self, params: dict[str, str]) -> dict[str, str]:
+        """The project fields this event records from its parameters."""
+        return {p.records: params[p.name] for p in self.params if p.records and p.name in params}
+
+    def reason(self, params: dict[str, str]) -> str | None:
+        """The change's reason carried by a parameter (a withdrawal's), if any."""
+        return next((params.get(p.name) for p in self.params if p.is_reason), None)
+
+
+# --- Events ---------------------------------------------------------------------------------------------------
 
 EVENTS: Final[tuple[Event, ...]] = (
-    Event(name="submit", summary="the owner submits the application", notify=("submission_received",)),
     Event(
-        name="select",
-        summary="the ARS places the application in group A, B, C or D",
-        params=(Param(name="group", choices=("A", "B", "C", "D"), records="selection_group"),),
-        notify=("selection_result",),
+        name=E.SUBMIT,
+        summary="the owner submits the application",
+        arrows=(
+            Arrow(
+                sources=(S.APPLICATION,),
+                dest=S.SELECTION,
+                guards=("call_is_open", "on_or_before_application_deadline", "eligible"),
+            ),
+        ),
+        messages=(Message(template=Template.SUBMISSION_RECEIVED, context=(Context.SELECTION_DEADLINE,)),),
     ),
-    Event(name="promote", summary="a waitlisted (group B) project takes a freed place", notify=("promoted",)),
     Event(
-        name="file_needs",
+        name=E.SELECT,
+        summary="the ARS places the application in group A, B, C or D",
+        arrows=tuple(
+            Arrow(
+                sources=(S.SELECTION,),
+                dest=dest,
+                guards=("applications_closed", "on_or_before_selection_deadline"),
+                when=(("group", group),),
+            )
+            for group, dest in (("A", S.NEEDS_STATEMENT), ("B", S.WAITLISTED), ("C", S.REWORK), ("D", S.REJECTED))
+        ),
+        params=(Param(name="group", choices=("A", "B", "C", "D"), records="selection_group"),),
+        messages=(
+            Message(
+                template=Template.SELECTION_RESULT,
+                context=(Context.GROUP, Context.AGREEMENT_DEADLINE, Context.NEEDS_STATEMENT_OPENS),
+            ),
+        ),
+    ),
+    Event(
+        name=E.PROMOTE,
+        summary="a waitlisted (group B) project takes a freed place",
+        arrows=(Arrow(sources=(S.WAITLISTED,), dest=S.NEEDS_STATEMENT, guards=("on_or_before_agreement_deadline",)),),
+        messages=(Message(template=Template.PROMOTED, context=(Context.AGREEMENT_DEADLINE,)),),
+    ),
+    Event(
+        name=E.FILE_NEEDS,
         summary="the owner files the needs statement on the RESAH platform",
+        arrows=(Arrow(sources=(S.NEEDS_STATEMENT,), dest=S.VENDOR_CONTRACT, guards=("needs_statement_open",)),),
         params=(Param(name="reference", records="needs_reference"),),
     ),
     Event(
-        name="sign_contract",
+        name=E.SIGN_CONTRACT,
         summary="the owner signs the contract with a DUI vendor",
+        arrows=(Arrow(sources=(S.VENDOR_CONTRACT,), dest=S.AGREEMENT),),
         params=(Param(name="vendor", records="vendor"),),
     ),
-    Event(name="sign_agreement", summary="the ARS signs the funding agreement"),
     Event(
-        name="finish_configuration",
-        summary="end of configuration, invoice received",
-        params=(Param(name="invoice", records="configuration_invoice"),),
+        name=E.SIGN_AGREEMENT,
+        summary="the ARS signs the funding agreement",
+        arrows=(Arrow(sources=(S.AGREEMENT,), dest=S.CONFIGURATION, guards=("on_or_before_agreement_deadline",)),),
+        releases=1,
     ),
     Event(
-        name="finish_rollout",
+        name=E.FINISH_CONFIGURATION,
+        summary="end of configuration, invoice received",
+        arrows=(Arrow(sources=(S.CONFIGURATION,), dest=S.ROLLOUT),),
+        params=(Param(name="invoice", records="configuration_invoice"),),
+        releases=2,
+    ),
+    Event(
+        name=E.FINISH_ROLLOUT,
         summary="end of rollout to every ESMS, invoice received",
+        arrows=(Arrow(sources=(S.ROLLOUT,), dest=S.USAGE_EVALUATION),),
         params=(Param(name="invoice", records="rollout_invoice"),),
     ),
     Event(
-        name="verify_usage",
+        name=E.VERIFY_USAGE,
         summary="the ARS checks the campaign's usage criteria",
+        arrows=(Arrow(sources=(S.USAGE_EVALUATION,), dest=S.COMPLETED, guards=("usage_criteria_met",)),),
         free_params=True,
+        releases=3,
     ),
     Event(
-        name="withdraw",
+        name=E.WITHDRAW,
         summary="the owner gives up the project",
-        params=(Param(name="reason", records="withdrawal_reason"),),
-        notify=("withdrawn",),
+        arrows=(Arrow(sources=OPEN_STATES, dest=S.WITHDRAWN),),
+        params=(Param(name="reason", records="withdrawal_reason", is_reason=True),),
+        messages=(Message(template=Template.WITHDRAWN, context=(Context.REASON,)),),
     ),
     Event(
-        name="lapse",
+        name=E.LAPSE,
         summary="a deadline passed before the project acted (fired by the scheduler's sweep)",
-        notify=("lapsed",),
+        arrows=(
+            Arrow(sources=(S.APPLICATION,), dest=S.LAPSED, guards=("application_deadline_passed",)),
+            Arrow(
+                sources=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED),
+                dest=S.LAPSED,
+                guards=("agreement_deadline_passed",),
+            ),
+        ),
+        messages=(Message(template=Template.LAPSED, key=MessageKey.PER_DEADLINE, context=(Context.MISSED_DEADLINE,)),),
     ),
 )
 EVENTS_BY_NAME: Final[dict[str, Event]] = {e.name: e for e in EVENTS}
 
-TRANSITIONS: Final[tuple[Transition, ...]] = (
-    Transition(
-        event="submit",
-        sources=(APPLICATION,),
-        dest=SELECTION,
-        guards=("call_is_open", "on_or_before_application_deadline", "eligible"),
-    ),
-    *(
-        Transition(
-            event="select",
-            sources=(SELECTION,),
-            dest=dest,
-            guards=("applications_closed", "on_or_before_selection_deadline"),
-            when=(("group", group),),
-        )
-        for group, dest in (("A", NEEDS_STATEMENT), ("B", WAITLISTED), ("C", REWORK), ("D", REJECTED))
-    ),
-    Transition(
-        event="promote",
-        sources=(WAITLISTED,),
-        dest=NEEDS_STATEMENT,
-        guards=("on_or_before_agreement_deadline",),
-    ),
-    Transition(
-        event="file_needs",
-        sources=(NEEDS_STATEMENT,),
-        dest=VENDOR_CONTRACT,
-        guards=("needs_statement_open",),
-    ),
-    Transition(event="sign_contract", sources=(VENDOR_CONTRACT,), dest=AGREEMENT),
-    Transition(
-        event="sign_agreement",
-        sources=(AGREEMENT,),
-        dest=CONFIGURATION,
-        guards=("on_or_before_agreement_deadline",),
-    ),
-    Transition(event="finish_configuration", sources=(CONFIGURATION,), dest=ROLLOUT),
-    Transition(event="finish_rollout", sources=(ROLLOUT,), dest=USAGE_EVALUATION),
-    Transition(
-        event="verify_usage",
-        sources=(USAGE_EVALUATION,),
-        dest=COMPLETED,
-        guards=("usage_criteria_met",),
-    ),
-    Transition(event="withdraw", sources=OPEN_STATES, dest=WITHDRAWN),
-    Transition(event="lapse", sources=(APPLICATION,), dest=LAPSED, guards=("application_deadline_passed",)),
-    Transition(
-        event="lapse",
-        sources=(NEEDS_STATEMENT, VENDOR_CONTRACT, AGREEMENT, WAITLISTED),
-        dest=LAPSED,
-        guards=("agreement_deadline_passed",),
-    ),
+
+@dataclass(frozen=True, kw_only=True)
+class Transition:
+    """One arrow with its event, as the `transitions` machine, the diagram and `esms check` read it."""
+
+    event: EventName
+    sources: tuple[State, ...]
+    dest: State
+    guards: tuple[str, ...] = ()
+    when: tuple[tuple[str, str], ...] = ()
+
+
+TRANSITIONS: Final[tuple[Transition, ...]] = tuple(
+    Transition(event=e.name, sources=a.sources, dest=a.dest, guards=a.guards, when=a.when)
+    for e in EVENTS
+    for a in e.arrows
 )
 
 
-# --- Money: which state releases which tranche -----------------------------------------------------------------
+# --- Money: the milestone of each tranche ----------------------------------------------------------------------
 
-#: Tranche number → the state whose reaching releases it (40 % at the agreement, 40 % at the end of
-#: configuration, 20 % once usage is verified). A forced move releases every tranche whose milestone the target
-#: state has reached on the main line; a move backwards releases nothing and undoes nothing.
-TRANCHE_MILESTONES: Final[dict[int, str]] = {1: CONFIGURATION, 2: ROLLOUT, 3: COMPLETED}
+#: Tranche number → the state whose reaching is its milestone (40 % at the agreement, 40 % at the end of
+#: configuration, 20 % once usage is verified): the `dest` of the event that releases it. A forced move releases
+#: every tranche whose milestone the target state has reached on the main line; a move backwards undoes nothing.
+TRANCHE_MILESTONES: Final[dict[int, State]] = {
+    e.releases: arrow.dest for e in EVENTS if e.releases is not None for arrow in e.arrows
+}
 
 
 # --- Calendar: which deadline each state waits on, and what the sweep does when it passes --------------------
@@ -241,9 +369,9 @@ class Deadline:
 
     key: str
     label: str  # French, for what users read
-    states: tuple[str, ...]
-    reminded: tuple[str, ...]
-    on_pass: str | None
+    states: tuple[State, ...]
+    reminded: tuple[State, ...]
+    on_pass: EventName | None
     todo: str  # French: what the owner must still do before it
 
 
@@ -251,15 +379,15 @@ DEADLINES: Final[tuple[Deadline, ...]] = (
     Deadline(
         key="application_deadline",
         label="date limite de dépôt des candidatures",
-        states=(APPLICATION,),
-        reminded=(APPLICATION,),
-        on_pass="lapse",
+        states=(S.APPLICATION,),
+        reminded=(S.APPLICATION,),
+        on_pass=E.LAPSE,
         todo="déposer votre candidature complète",
     ),
     Deadline(
         key="selection_deadline",
         label="date limite de sélection des projets",
-        states=(SELECTION,),
+        states=(S.SELECTION,),
         reminded=(),  # the ARS decides, the owner has nothing to do: the digest flags undecided projects
         on_pass=None,
         todo="",
@@ -267,15 +395,13 @@ DEADLINES: Final[tuple[Deadline, ...]] = (
     Deadline(
         key="agreement_deadline",
         label="date limite de signature de la convention",
-        states=(NEEDS_STATEMENT, VENDOR_CONTRACT, AGREEMENT, WAITLISTED),
-        reminded=(NEEDS_STATEMENT, VENDOR_CONTRACT, AGREEMENT),
-        on_pass="lapse",
+        states=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED),
+        reminded=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT),
+        on_pass=E.LAPSE,
         todo="déposer l'expression de besoins, contractualiser avec un éditeur et signer la convention",
     ),
 )
 DEADLINES_BY_KEY: Final[dict[str, Deadline]] = {d.key: d for d in DEADLINES}
-#: Campaign calendar keys that are deadlines (inclusive: the whole day in the campaign's time zone).
-DEADLINE_KEYS: Final[tuple[str, ...]] = tuple(DEADLINES_BY_KEY)
 #: The deadline a project in a given state waits on.
 DEADLINE_BY_STATE: Final[dict[str, str]] = {state: d.key for d in DEADLINES for state in d.states}
 
@@ -283,7 +409,7 @@ DEADLINE_BY_STATE: Final[dict[str, str]] = {state: d.key for d in DEADLINES for 
 def rank(state: str) -> int | None:
     """Return how far along the main line `state` is, or None for a state off it."""
     try:
-        return MAIN_LINE.index(state)
+        return MAIN_LINE.index(State(state))
     except ValueError:
         return None
 
@@ -293,4 +419,12 @@ def tranches_reached(state: str) -> tuple[int, ...]:
     reached = rank(state)
     if reached is None:
         return ()
-    return tuple(n for n, milestone in TRANCHE_MILESTONES.items() if MAIN_LINE.index(milestone) <= reached)
+    return tuple(n for n, milestone in sorted(TRANCHE_MILESTONES.items()) if MAIN_LINE.index(milestone) <= reached)
+
+
+def tranches_released_by(event: str, dest: str, *, forced: bool) -> tuple[int, ...]:
+    """The tranches a change releases: the event's own, or, for a forced move, every milestone `dest` reached."""
+    if forced:
+        return tranches_reached(dest)
+    spec = EVENTS_BY_NAME.get(event)
+    return (spec.releases,) if spec is not None and spec.releases is not None else ()

@@ -54,9 +54,10 @@ def _as_transitions_spec(transition: Transition) -> dict[str, Any]:
     conditions = [_when_condition(k, v) for k, v in transition.when]
     conditions += [_guard_condition(g) for g in transition.guards]
     return {
-        "trigger": transition.event,
-        "source": list(transition.sources),
-        "dest": transition.dest,
+        # Plain strings: `transitions` would name Enum states by their member name, not their value.
+        "trigger": transition.event.value,
+        "source": [s.value for s in transition.sources],
+        "dest": transition.dest.value,
         "conditions": conditions,
     }
 
@@ -65,7 +66,7 @@ def build_machine() -> Machine:
     """Build the life-cycle machine, without a model (models are added per firing)."""
     return Machine(
         model=None,
-        states=list(STATES),
+        states=[s.value for s in STATES],
         transitions=[_as_transitions_spec(t) for t in TRANSITIONS],
         initial=None,
         auto_transitions=False,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,42 +24,45 @@ from workflow.models import AuditEntry, Project
 GENESIS = "0" * 64
 
 
-def row_hash(
-    *,
-    project_id: int,
-    seq: int,
-    at: datetime,
-    recorded_at: datetime,
-    event: str,
-    source: str | None,
-    dest: str,
-    actor: str,
-    reason: str | None,
-    forced: bool,
-    params: str,
-    prev_hash: str,
-) -> str:
-    """The SHA-256 of a row's content chained to the previous row's hash."""
-    canonical = json.dumps(
-        {
-            "project_id": project_id,
-            "seq": seq,
-            "at": _instant(at),
-            "recorded_at": _instant(recorded_at),
-            "event": event,
-            "source": source,
-            "dest": dest,
-            "actor": actor,
-            "reason": reason,
-            "forced": bool(forced),
-            "params": params,
-            "prev_hash": prev_hash,
-        },
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """The content of one audit row, each field named once: what the engine inserts and what the hash covers."""
+
+    project_id: int
+    seq: int
+    at: datetime
+    recorded_at: datetime
+    event: str
+    source: str | None
+    dest: str
+    actor: str
+    reason: str | None
+    forced: bool
+    params: str  # canonical JSON of the event's parameters
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any] | object) -> AuditRecord:
+        """Read the hashed fields of a row: a mapping (a query row, insert values) or an `AuditEntry`."""
+        if isinstance(row, Mapping):
+            return cls(**{name: row[name] for name in HASHED_FIELDS})
+        return cls(**{name: getattr(row, name) for name in HASHED_FIELDS})
+
+    def values(self) -> dict[str, Any]:
+        """The row's columns, for an insert."""
+        return {name: getattr(self, name) for name in HASHED_FIELDS}
+
+    def hash(self, prev_hash: str) -> str:
+        """The SHA-256 of this row's content chained to the previous row's hash."""
+        canonical = {name: getattr(self, name) for name in HASHED_FIELDS}
+        canonical.update(at=_instant(self.at), recorded_at=_instant(self.recorded_at), forced=bool(self.forced))
+        text = json.dumps(
+            {**canonical, "prev_hash": prev_hash}, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: The fields of an audit row that its hash covers (besides the previous row's hash).
+HASHED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))
 
 
 def _instant(moment: datetime) -> str:
@@ -68,30 +71,14 @@ def _instant(moment: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-#: The fields of an audit row that its hash covers (besides the previous row's hash).
-HASHED_FIELDS = (
-    "project_id",
-    "seq",
-    "at",
-    "recorded_at",
-    "event",
-    "source",
-    "dest",
-    "actor",
-    "reason",
-    "forced",
-    "params",
-)
-
-
 def hash_of(row: Mapping[str, Any], prev_hash: str) -> str:
     """The hash of an audit row given as a mapping (a row of a query, the values of an insert)."""
-    return row_hash(**{field: row[field] for field in HASHED_FIELDS}, prev_hash=prev_hash)
+    return AuditRecord.of(row).hash(prev_hash)
 
 
 def hash_entry(entry: AuditEntry, prev_hash: str) -> str:
     """The hash an audit row must carry after `prev_hash`."""
-    return hash_of({field: getattr(entry, field) for field in HASHED_FIELDS}, prev_hash)
+    return AuditRecord.of(entry).hash(prev_hash)
 
 
 def last_hash(session: Session, project_id: int) -> tuple[int, str]:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +101,7 @@ def _history(project: Project, rows: list[AuditEntry]) -> list[Violation]:
     found = []
     if not rows:
         return [Violation(project.id, "history", "no audit row")]
-    if rows[0].event != "register" or rows[0].dest != lifecycle.APPLICATION:
+    if rows[0].event != lifecycle.EventName.REGISTER or rows[0].dest != lifecycle.State.APPLICATION:
         found.append(Violation(project.id, "history", "does not start with its registration in application"))
     for previous, row in itertools.pairwise(rows):
         if row.source != previous.dest:
@@ -132,7 +131,7 @@ def _history(project: Project, rows: list[AuditEntry]) -> list[Violation]:
 
 def _money(project: Project, rows: list[AuditEntry], tranches: list[Tranche]) -> list[Violation]:
     found = []
-    reached = {n for row in rows for n in lifecycle.tranches_reached(row.dest)}
+    reached = {n for row in rows for n in lifecycle.tranches_released_by(row.event, row.dest, forced=row.forced)}
     released = {t.number for t in tranches if t.released_at is not None}
     if released != reached:
         found.append(
@@ -149,32 +148,29 @@ def _money(project: Project, rows: list[AuditEntry], tranches: list[Tranche]) ->
 
 
 def _messages(project: Project, rows: list[AuditEntry], tranches: list[Tranche], keys: list[str]) -> list[Violation]:
+    # The keys the life cycle's declaration calls for, built by the same function the engine queues them with.
+    pid = project.id or 0
     found = []
     expected: list[str] = []
     for row in rows[1:]:
-        if row.forced:
-            expected.append(f"p{project.id}:force:{row.seq}")
-            continue
-        for template in lifecycle.EVENTS_BY_NAME[row.event].notify:
-            if template == "lapsed":
-                expected.append(f"p{project.id}:lapse:{lifecycle.DEADLINE_BY_STATE[row.source or '']}")
-            else:
-                expected.append(f"p{project.id}:{row.event}:{row.seq}")
-    expected.extend(f"p{project.id}:tranche:{t.number}" for t in tranches if t.released_at is not None)
+        declared = (lifecycle.FORCED_MESSAGE,) if row.forced else lifecycle.EVENTS_BY_NAME[row.event].messages
+        missed = lifecycle.DEADLINE_BY_STATE.get(row.source or "", "")
+        expected.extend(
+            lifecycle.message_key(m.key, pid, event=row.event, seq=row.seq, deadline=missed) for m in declared
+        )
+    released = {
+        lifecycle.message_key(lifecycle.MessageKey.PER_TRANCHE, pid, event="", seq=0, tranche=t.number)
+        for t in tranches
+        if t.released_at is not None
+    }
+    expected.extend(sorted(released))
     present = set(keys)
     for key in expected:
         if key not in present:
             found.append(Violation(project.id, "messages", f"no message queued for {key}"))
     if len(keys) != len(present):
         found.append(Violation(project.id, "messages", "a message is queued twice"))
-    tranche_messages = [k for k in keys if ":tranche:" in k]
-    released = {f"p{project.id}:tranche:{t.number}" for t in tranches if t.released_at is not None}
-    for key in tranche_messages:
-        if key not in released:
+    for key in keys:
+        if ":tranche:" in key and key not in released:
             found.append(Violation(project.id, "messages", f"{key} told but the tranche is not released"))
     return found
-
-
-def report_json(report: CheckReport) -> str:
-    """The report as JSON text."""
-    return json.dumps(report.as_dict(), ensure_ascii=False, indent=2)

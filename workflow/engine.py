@@ -8,10 +8,9 @@ A refused command raises before anything is written.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,8 +22,9 @@ from states.grappe import EsmsRecord, Grappe, OrganisationRecord
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
 from states.money import split_tranches
-from workflow.audit import hash_of, last_hash
+from workflow.audit import AuditRecord, last_hash
 from workflow.campaigns import Campaign, get_campaign
+from workflow.change import Change, ReleasedTranche
 from workflow.clock import Clock
 from workflow.db import transaction
 from workflow.messages import queue_change_messages
@@ -34,31 +34,6 @@ from workflow.schedule import next_due_at
 from workflow.tomlfile import has_control_characters
 
 MAX_REASON = 2000
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReleasedTranche:
-    """A tranche released by a change."""
-
-    number: int
-    percent: Decimal
-    amount_cents: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Change:
-    """What a command did to a project."""
-
-    project_id: int
-    event: str
-    source: str | None
-    dest: str
-    at: datetime
-    actor: str
-    forced: bool = False
-    reason: str | None = None
-    released: tuple[ReleasedTranche, ...] = field(default=())
-    seq: int = 0  # the audit row's number within the project
 
 
 class Workflow:
@@ -92,7 +67,7 @@ class Workflow:
             campaign_id=campaign.id,
             name=spec.name,
             kind=spec.grappe.kind,
-            state=lifecycle.APPLICATION,
+            state=lifecycle.State.APPLICATION,
             services_socles=",".join(spec.grappe.services_socles),
             owner_name=spec.owner_name,
             owner_email=spec.owner_email,
@@ -101,7 +76,7 @@ class Workflow:
             total_cents=total,
             created_at=now,
             updated_at=now,
-            next_due_at=next_due_at(campaign, lifecycle.APPLICATION, now),
+            next_due_at=next_due_at(campaign, lifecycle.State.APPLICATION, now),
         )
         session.add(project)
         session.flush()
@@ -127,16 +102,19 @@ class Workflow:
             session.add(Tranche(project_id=project.id, number=number, percent=str(percent), amount_cents=amount))
         append_audit(
             session,
-            project_id=project.id,
-            at=now,
-            recorded_at=wall,
-            event="register",
-            source=None,
-            dest=lifecycle.APPLICATION,
-            actor=actor,
-            reason=None,
-            forced=False,
-            params="{}",
+            AuditRecord(
+                project_id=project.id,
+                seq=0,
+                at=now,
+                recorded_at=wall,
+                event=lifecycle.EventName.REGISTER,
+                source=None,
+                dest=lifecycle.State.APPLICATION,
+                actor=actor,
+                reason=None,
+                forced=False,
+                params="{}",
+            ),
         )
         return project.id
 
@@ -172,20 +150,17 @@ class Workflow:
         )
         dest = fire_machine(context)
         spec = lifecycle.EVENTS_BY_NAME[event]
-        recorded = {p.records: params[p.name] for p in spec.params if p.records and p.name in params}
-        if event == "withdraw":
-            reason = params.get("reason")
         return self._write(
             session,
             project,
             campaign,
-            event=event,
+            event=spec.name,
             dest=dest,
             params=params,
             actor=actor,
             forced=False,
-            reason=reason,
-            fields=recorded,
+            reason=spec.reason(params) or reason,
+            fields=spec.recorded(params),
             share_reason=False,
         )
 
@@ -214,8 +189,8 @@ class Workflow:
                 session,
                 project,
                 campaign,
-                event="force",
-                dest=state,
+                event=lifecycle.EventName.FORCE,
+                dest=lifecycle.State(state),
                 params={},
                 actor=actor,
                 forced=True,
@@ -260,19 +235,24 @@ class Workflow:
             raise ConflictError(
                 f"project {project.id} was changed by another process since it was read; nothing was done, retry"
             )
-        released = self._release_tranches(session, project.id, dest, now)
+        released = self._release_tranches(
+            session, project.id, lifecycle.tranches_released_by(event, dest, forced=forced), now
+        )
         seq = append_audit(
             session,
-            project_id=project.id,
-            at=now,
-            recorded_at=wall,
-            event=event,
-            source=source,
-            dest=dest,
-            actor=actor,
-            reason=reason,
-            forced=forced,
-            params=json.dumps(params, ensure_ascii=False, sort_keys=True),
+            AuditRecord(
+                project_id=project.id,
+                seq=0,
+                at=now,
+                recorded_at=wall,
+                event=event,
+                source=source,
+                dest=dest,
+                actor=actor,
+                reason=reason,
+                forced=forced,
+                params=json.dumps(params, ensure_ascii=False, sort_keys=True),
+            ),
         )
         change = Change(
             project_id=project.id,
@@ -299,8 +279,9 @@ class Workflow:
         return change
 
     @staticmethod
-    def _release_tranches(session: Session, project_id: int, dest: str, now: datetime) -> tuple[ReleasedTranche, ...]:
-        due = lifecycle.tranches_reached(dest)
+    def _release_tranches(
+        session: Session, project_id: int, due: tuple[int, ...], now: datetime
+    ) -> tuple[ReleasedTranche, ...]:
         if not due:
             return ()
         pending = session.exec(
@@ -342,40 +323,18 @@ def checked_actor(actor: str) -> str:
     return actor
 
 
-def append_audit(
-    session: Session,
-    *,
-    project_id: int,
-    at: datetime,
-    recorded_at: datetime,
-    event: str,
-    source: str | None,
-    dest: str,
-    actor: str,
-    reason: str | None,
-    forced: bool,
-    params: str,
-) -> int:
-    """Append a row to a project's audit log, chained to the previous row's hash; return its seq."""
-    previous_seq, previous_hash = last_hash(session, project_id)
-    row: dict[str, Any] = {
-        "project_id": project_id,
-        "seq": previous_seq + 1,
-        "at": at,
-        "recorded_at": recorded_at,
-        "event": event,
-        "source": source,
-        "dest": dest,
-        "actor": actor,
-        "reason": reason,
-        "forced": forced,
-        "params": params,
-    }
+def append_audit(session: Session, record: AuditRecord) -> int:
+    """Append `record` to its project's audit log, numbered and chained to the previous row; return its seq.
+
+    The record's `seq` is ignored: the next number of the project's chain is taken.
+    """
+    previous_seq, previous_hash = last_hash(session, record.project_id)
+    row = replace(record, seq=previous_seq + 1)
     # A Core INSERT built once, on the session's connection: no ORM object for a row never read back here.
     session.connection().execute(
-        _AUDIT_INSERT, {**row, "prev_hash": previous_hash, "hash": hash_of(row, previous_hash)}
+        _AUDIT_INSERT, {**row.values(), "prev_hash": previous_hash, "hash": row.hash(previous_hash)}
     )
-    return previous_seq + 1
+    return row.seq
 
 
 _AUDIT_INSERT = sa.insert(AuditEntry.__table__)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ Called inside the transaction that makes the change, so a message exists exactly
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -17,11 +17,9 @@ from notifications.outbox import Attachment, enqueue
 from notifications.render import render
 from states import lifecycle
 from workflow.campaigns import Campaign
+from workflow.change import Change
 from workflow.models import Project, Tranche
 from workflow.schedule import Reminder
-
-if TYPE_CHECKING:
-    from workflow.engine import Change
 
 
 def project_context(project: Project, campaign: Campaign, state: str | None = None) -> dict[str, Any]:
@@ -54,46 +52,48 @@ def queue_change_messages(
     share_reason: bool,
     selection_group: str | None,
 ) -> int:
-    """Queue what the owner must be told about `change`; return how many messages were queued.
+    """Queue the messages the life cycle declares for `change`; return how many were queued.
 
-    `project` is the row as read before the change: the change itself says the new state and group.
+    `project` is the row as read before the change: the change itself says the new state and group. What each
+    event sends is declared in `states.lifecycle` (its `messages`, and `TRANCHE_RELEASED_MESSAGE` for each
+    tranche it releases); this function only renders and queues them.
     """
     base = project_context(project, campaign, state=change.dest)
+    pid = change.project_id
     queued = 0
 
-    def queue(template: str, key: str, extra: dict[str, Any]) -> None:
+    def queue(message: lifecycle.Message, extra: dict[str, Any], *, deadline: str = "", tranche: int = 0) -> None:
         nonlocal queued
+        key = lifecycle.message_key(
+            message.key, pid, event=change.event, seq=change.seq, deadline=deadline, tranche=tranche
+        )
         if enqueue(
             session,
             key=key,
             project_id=project.id,
-            template=template,
+            template=message.template,
             recipients=[project.owner_email],
-            rendered=render(template, {**base, **extra}),
+            rendered=render(message.template, {**base, **extra}),
             now=now,
         ):
             queued += 1
 
-    pid = change.project_id
     if change.forced:
         queue(
-            "forced",
-            f"p{pid}:force:{change.seq}",
+            lifecycle.FORCED_MESSAGE,
             {
-                "previous_state_label": lifecycle.STATE_LABELS[change.source or lifecycle.APPLICATION],
+                "previous_state_label": lifecycle.STATE_LABELS[change.source or lifecycle.State.APPLICATION],
                 "new_state_label": lifecycle.STATE_LABELS[change.dest],
                 "reason": change.reason if share_reason else None,
             },
         )
     else:
-        for template in lifecycle.EVENTS_BY_NAME[change.event].notify:
-            extra = _event_context(template, selection_group, campaign, change)
-            key = (
-                f"p{pid}:lapse:{extra['deadline']['name']}"
-                if template == "lapsed"
-                else f"p{pid}:{change.event}:{change.seq}"
-            )
-            queue(template, key, extra)
+        missed = lifecycle.DEADLINE_BY_STATE.get(change.source or "", "")
+        for message in lifecycle.EVENTS_BY_NAME[change.event].messages:
+            extra = {
+                item.value: _context_value(item, campaign, change, selection_group, missed) for item in message.context
+            }
+            queue(message, extra, deadline=missed)
     if change.released:
         released_total = session.execute(
             sa.select(sa.func.coalesce(sa.func.sum(Tranche.amount_cents), 0)).where(
@@ -104,8 +104,7 @@ def queue_change_messages(
         for tranche in change.released:
             running += tranche.amount_cents
             queue(
-                "tranche_released",
-                f"p{pid}:tranche:{tranche.number}",  # a tranche is released once, so told once
+                lifecycle.TRANCHE_RELEASED_MESSAGE,
                 {
                     "tranche": {
                         "number": tranche.number,
@@ -114,8 +113,9 @@ def queue_change_messages(
                     },
                     "released_total_cents": running,
                     "tranches_count": len(campaign.funding.tranches),
-                    "completed": change.dest == lifecycle.COMPLETED,
+                    "completed": change.dest == lifecycle.State.COMPLETED,
                 },
+                tranche=tranche.number,
             )
     return queued
 
@@ -124,24 +124,17 @@ def _deadline_info(campaign: Campaign, key: str) -> dict[str, Any]:
     return {"name": key, "label": lifecycle.DEADLINES_BY_KEY[key].label, "date": campaign.calendar.get(key)}
 
 
-def _event_context(template: str, selection_group: str | None, campaign: Campaign, change: Change) -> dict[str, Any]:
-    calendar = campaign.calendar
-    if template == "submission_received":
-        return {"selection_deadline": calendar.get("selection_deadline")}
-    if template == "selection_result":
-        return {
-            "group": selection_group,
-            "agreement_deadline": calendar.get("agreement_deadline"),
-            "needs_statement_opens": calendar.get("needs_statement_opens"),
-        }
-    if template == "promoted":
-        return {"agreement_deadline": calendar.get("agreement_deadline")}
-    if template == "withdrawn":
-        return {"reason": change.reason or ""}
-    if template == "lapsed":
-        key = lifecycle.DEADLINE_BY_STATE[change.source or lifecycle.APPLICATION]
-        return {"deadline": _deadline_info(campaign, key)}
-    raise ValueError(f"no context for message {template!r}")
+def _context_value(
+    item: lifecycle.Context, campaign: Campaign, change: Change, selection_group: str | None, missed: str
+) -> Any:
+    """The value of one declared piece of message context."""
+    if item in lifecycle.CALENDAR_CONTEXT:
+        return campaign.calendar.get(item.value)
+    if item is lifecycle.Context.GROUP:
+        return selection_group
+    if item is lifecycle.Context.REASON:
+        return change.reason or ""
+    return _deadline_info(campaign, missed)  # Context.MISSED_DEADLINE
 
 
 def queue_reminder(session: Session, project: Project, campaign: Campaign, reminder: Reminder, now: datetime) -> bool:
@@ -161,10 +154,10 @@ def queue_reminder(session: Session, project: Project, campaign: Campaign, remin
         session,
         key=key,
         project_id=project.id,
-        template="reminder",
+        template=lifecycle.Template.REMINDER,
         recipients=[project.owner_email],
         rendered=render(
-            "reminder",
+            lifecycle.Template.REMINDER,
             {
                 **project_context(project, campaign),
                 "deadline": deadline,
@@ -207,7 +200,7 @@ def queue_digest(
         if end is None:
             continue
         deadline_day = campaign.calendar[key]
-        if row.state == lifecycle.SELECTION and now >= end:
+        if row.state == lifecycle.State.SELECTION and now >= end:
             undecided.append(
                 {"id": row.id, "name": row.name, "campaign": row.campaign_id, "deadline_date": deadline_day}
             )
@@ -240,10 +233,10 @@ def queue_digest(
         session,
         key=f"digest:{day.isoformat()}",
         project_id=None,
-        template="digest",
+        template=lifecycle.Template.DIGEST,
         recipients=recipients,
         rendered=render(
-            "digest",
+            lifecycle.Template.DIGEST,
             {
                 "day": day,
                 "undecided": undecided,

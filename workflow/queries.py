@@ -18,7 +18,7 @@ from workflow.db import translate_errors
 from workflow.models import AuditEntry, Project, Tranche
 
 #: States whose project holds a funding commitment: selected (group A or promoted) and not ended early.
-COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.NEEDS_STATEMENT) :]
+COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.State.NEEDS_STATEMENT) :]
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -10,7 +10,7 @@ import typer
 from workflow.cli.runtime import Runtime, default_actor, print_json, print_table
 
 if TYPE_CHECKING:
-    from workflow.engine import Change
+    from workflow.change import Change
 
 app = typer.Typer(
     name="esms",

@@ -11,7 +11,7 @@ from states.money import format_cents
 from workflow.campaigns import Campaign
 
 if TYPE_CHECKING:
-    from workflow.engine import Change
+    from workflow.change import Change
 
 MAX_PARAM_VALUE = 1000
 
