@@ -11,18 +11,41 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from states.errors import MalformedFileError, UnknownCampaignError
 from states.grappe import SERVICES_SOCLES
 from states.lifecycle import TRANCHE_MILESTONES
-from states.money import decimal_places, parse_euros, to_cents
-from workflow.tomlfile import Section, load_toml
+from states.money import decimal_places, parse_euros
+from workflow.tomlfile import (
+    StrictModel,
+    amount,
+    array,
+    cents,
+    integer,
+    item,
+    load_toml,
+    malformed,
+    problem,
+    read_date,
+    read_text,
+    tables,
+    text,
+)
 
 #: Calendar keys, in the order they must fall (when present).
 CALENDAR_KEYS = ("opens", "application_deadline", "selection_deadline", "agreement_deadline")
-#: The RESAH platform's opening, which is not ordered against the others (it may open before applications close).
-OPENING_KEYS = ("opens", "needs_statement_opens")
 #: Reminders go out at this local time of day unless the campaign says otherwise (`[reminders] send_at`).
 DEFAULT_REMINDER_TIME = time(8, 0)
 
@@ -138,148 +161,191 @@ def get_campaign(campaigns: dict[str, Campaign], campaign_id: str) -> Campaign:
 
 
 def load_campaign(path: Path) -> Campaign:
-    """Read one campaign file."""
-    top = Section(str(path), load_toml(path))
-    campaign_id = top.req_text("id", max_length=64)
-    if campaign_id != path.stem:
-        raise top.fail("id", f"{campaign_id!r} differs from the file name {path.stem!r}")
-    name = top.req_text("name")
-    region = top.req_text("region")
-    zone_name = top.req_text("timezone", max_length=64)
+    """Read one campaign file; its id must be its file name. Any fault is a one-line `MalformedFileError`."""
+    data = load_toml(path)
     try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of the time-zone database
-        raise top.fail("timezone", f"{zone_name!r} is not a known time zone (e.g. Europe/Paris)") from None
-    envelope = top.amount("envelope")
-    assert envelope is not None
-    calendar = _read_calendar(top.req_table("calendar"))
-    funding = _read_funding(top.req_table("funding"))
-    eligibility = _read_eligibility(top.req_table("eligibility"))
-    reminder_days, reminder_time = _read_reminders(top.table("reminders", required=False))
-    criteria = _read_usage_criteria(top)
-    top.finish()
+        file = _CampaignFile.model_validate(data, context={"file_stem": path.stem})
+    except ValidationError as error:
+        raise malformed(path, error) from None
+    reminders = file.reminders or _RemindersFile(days_before=[])
     return Campaign(
-        id=campaign_id,
-        name=name,
-        region=region,
-        timezone=zone,
-        envelope_cents=_cents(top, "envelope", envelope),
-        calendar=calendar,
-        funding=funding,
-        eligibility=eligibility,
-        reminder_days=reminder_days,
-        reminder_time=reminder_time,
-        usage_criteria=criteria,
+        id=file.id,
+        name=file.name,
+        region=file.region,
+        timezone=ZoneInfo(file.timezone),
+        envelope_cents=file.envelope,
+        calendar=file.calendar.days(),
+        funding=Funding(
+            acquisition_per_esms_cents=file.funding.acquisition_per_esms,
+            compliance_per_esms_cents=file.funding.compliance_per_esms,
+            equipment_per_small_esms_cents=file.funding.equipment_per_small_esms,
+            max_funded_esms=file.funding.max_funded_esms,
+            tranches=tuple(file.funding.tranches),
+        ),
+        eligibility=Eligibility(
+            min_organisations=file.eligibility.min_organisations,
+            min_esms=file.eligibility.min_esms,
+            min_services_socles=file.eligibility.min_services_socles,
+        ),
+        reminder_days=tuple(sorted(reminders.days_before, reverse=True)),
+        reminder_time=DEFAULT_REMINDER_TIME if reminders.send_at is None else reminders.send_at,
+        usage_criteria=tuple(UsageCriterion(id=c.id, label=c.label, min=c.min) for c in file.usage_criteria),
         path=str(path),
     )
 
 
-def _cents(section: Section, key: str, euros: Decimal) -> int:
+# --- the file's schema: read in this order, and the first fault met is the one reported ------------------------
+
+
+def _calendar_day(value: object) -> date:
+    day = read_date(value)
+    if not 2000 <= day.year <= 2100:
+        raise problem(f"{day.isoformat()} is out of range (years 2000 to 2100)")
+    return day
+
+
+def _zone_name(value: object) -> str:
+    name = read_text(value, 64)
     try:
-        return to_cents(euros)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of the time-zone database
+        raise problem(f"{name!r} is not a known time zone (e.g. Europe/Paris)") from None
+    return name
+
+
+def _percent(value: object) -> Decimal:
+    try:
+        percent = parse_euros(value)
     except ValueError as exc:
-        raise section.fail(key, str(exc)) from None
+        raise problem(f"not a percentage: {exc}") from None
+    if decimal_places(percent) > 4:  # so that the sum below is exact, never rounded to 100 at 28 digits
+        raise problem(f"{percent} has more than 4 decimals")
+    if not 0 < percent <= 100:
+        raise problem(f"{percent} is not a percentage between 0 (excluded) and 100")
+    return percent
 
 
-def _read_calendar(section: Section) -> dict[str, date]:
-    calendar: dict[str, date] = {}
-    for key in (*CALENDAR_KEYS, "needs_statement_opens"):
-        day = section.date(key, required=key == "opens")
-        if day is not None:
-            if not 2000 <= day.year <= 2100:
-                raise section.fail(key, f"{day.isoformat()} is out of range (years 2000 to 2100)")
-            calendar[key] = day
-    section.finish()
-    ordered = [key for key in CALENDAR_KEYS if key in calendar]
-    for before, after in itertools.pairwise(ordered):
-        if calendar[after] < calendar[before]:
-            raise section.fail(
-                after, f"{calendar[after].isoformat()} falls before {before} ({calendar[before].isoformat()})"
-            )
-    if "needs_statement_opens" in calendar and calendar["needs_statement_opens"] < calendar["opens"]:
-        raise section.fail("needs_statement_opens", "falls before the campaign opens")
-    return calendar
+def _non_empty_array(value: object) -> object:
+    if not isinstance(value, list) or not value:
+        raise problem("must be a non-empty array of percentages, e.g. [40, 40, 20]")
+    return value
 
 
-def _read_funding(section: Section) -> Funding:
-    rates = {}
-    for key in ("acquisition_per_esms", "compliance_per_esms", "equipment_per_small_esms"):
-        euros = section.amount(key, maximum=Decimal(10_000_000))
-        assert euros is not None
-        rates[key] = _cents(section, key, euros)
-    max_funded = section.req_integer("max_funded_esms", minimum=1, maximum=100_000)
-    raw = section.raw("tranches")
-    if not isinstance(raw, list) or not raw:
-        raise section.fail("tranches", "must be a non-empty array of percentages, e.g. [40, 40, 20]")
-    percents = []
-    for index, item in enumerate(raw):
-        key = f"tranches[{index}]"
-        try:
-            percent = parse_euros(item)
-        except ValueError as exc:
-            raise section.fail(key, f"not a percentage: {exc}") from None
-        if decimal_places(percent) > 4:  # so that the sum below is exact, never rounded to 100 at 28 digits
-            raise section.fail(key, f"{percent} has more than 4 decimals")
-        if not 0 < percent <= 100:
-            raise section.fail(key, f"{percent} is not a percentage between 0 (excluded) and 100")
-        percents.append(percent)
-    if len(percents) != len(TRANCHE_MILESTONES):
-        raise section.fail(
-            "tranches", f"has {len(percents)} tranches; the life cycle releases {len(TRANCHE_MILESTONES)}"
-        )
-    if sum(percents, Decimal(0)) != 100:
-        raise section.fail("tranches", f"add up to {sum(percents, Decimal(0))} %, not 100 %")
-    section.finish()
-    return Funding(
-        acquisition_per_esms_cents=rates["acquisition_per_esms"],
-        compliance_per_esms_cents=rates["compliance_per_esms"],
-        equipment_per_small_esms_cents=rates["equipment_per_small_esms"],
-        max_funded_esms=max_funded,
-        tranches=tuple(percents),
-    )
+def _time_of_day(value: object) -> time:
+    send_at = read_text(value, 5)
+    try:
+        return time.fromisoformat(send_at)
+    except ValueError:
+        raise problem(f'{send_at!r} is not a time of day such as "08:00"') from None
 
 
-def _read_eligibility(section: Section) -> Eligibility:
-    eligibility = Eligibility(
-        min_organisations=section.req_integer("min_organisations", minimum=1, maximum=10_000),
-        min_esms=section.req_integer("min_esms", minimum=1, maximum=100_000),
-        min_services_socles=section.req_integer("min_services_socles", minimum=0, maximum=len(SERVICES_SOCLES)),
-    )
-    section.finish()
-    return eligibility
+def _criterion_id(value: object) -> str:
+    criterion_id = read_text(value, 64)
+    if not criterion_id.replace("_", "").isalnum() or not criterion_id.isascii():
+        raise problem(f"{criterion_id!r} must be letters, digits and underscores")
+    return criterion_id
 
 
-def _read_reminders(section: Section | None) -> tuple[tuple[int, ...], time]:
-    if section is None:
-        return (), DEFAULT_REMINDER_TIME
-    days = section.list_of("days_before", int)
-    assert days is not None
-    for index, day in enumerate(days):
-        if not 1 <= day <= 366:
-            raise section.fail(f"days_before[{index}]", f"{day} is not between 1 and 366 days")
-    if len(set(days)) != len(days):
-        raise section.fail("days_before", "lists a day twice")
-    send_at = section.text("send_at", required=False, max_length=5)
-    at = DEFAULT_REMINDER_TIME
-    if send_at is not None:
-        try:
-            at = time.fromisoformat(send_at)
-        except ValueError:
-            raise section.fail("send_at", f'{send_at!r} is not a time of day such as "08:00"') from None
-    section.finish()
-    return tuple(sorted(days, reverse=True)), at
+CalendarDay = Annotated[date, PlainValidator(_calendar_day)]
+OptionalDay = Annotated[date | None, PlainValidator(_calendar_day)]
+Rate = Annotated[int, cents(Decimal(10_000_000))]
 
 
-def _read_usage_criteria(top: Section) -> tuple[UsageCriterion, ...]:
-    criteria: list[UsageCriterion] = []
-    for section in top.tables("usage_criteria", required=False):
-        criterion_id = section.req_text("id", max_length=64)
-        if not criterion_id.replace("_", "").isalnum() or not criterion_id.isascii():
-            raise section.fail("id", f"{criterion_id!r} must be letters, digits and underscores")
-        if any(c.id == criterion_id for c in criteria):
-            raise section.fail("id", f"{criterion_id!r} is declared twice")
-        minimum = section.amount("min", maximum=Decimal(1_000_000_000))
-        assert minimum is not None
-        criteria.append(UsageCriterion(id=criterion_id, label=section.req_text("label"), min=minimum))
-        section.finish()
-    return tuple(criteria)
+class _CalendarFile(StrictModel):
+    opens: CalendarDay
+    application_deadline: OptionalDay = None
+    selection_deadline: OptionalDay = None
+    agreement_deadline: OptionalDay = None
+    needs_statement_opens: OptionalDay = None
+
+    def days(self) -> dict[str, date]:
+        """The dates set, by key."""
+        keys = (*CALENDAR_KEYS, "needs_statement_opens")
+        return {key: day for key in keys if (day := getattr(self, key)) is not None}
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        calendar = self.days()
+        ordered = [key for key in CALENDAR_KEYS if key in calendar]
+        for before, after in itertools.pairwise(ordered):
+            if calendar[after] < calendar[before]:
+                raise problem(
+                    f"{calendar[after].isoformat()} falls before {before} ({calendar[before].isoformat()})", after
+                )
+        # The RESAH platform is not ordered against the deadlines: it may open before applications close.
+        if self.needs_statement_opens is not None and self.needs_statement_opens < self.opens:
+            raise problem("falls before the campaign opens", "needs_statement_opens")
+        return self
+
+
+class _FundingFile(StrictModel):
+    acquisition_per_esms: Rate
+    compliance_per_esms: Rate
+    equipment_per_small_esms: Rate
+    max_funded_esms: Annotated[int, integer(1, 100_000)]
+    tranches: Annotated[list[Annotated[Decimal, PlainValidator(_percent)]], BeforeValidator(_non_empty_array)]
+
+    @field_validator("tranches")
+    @classmethod
+    def _one_per_milestone_adding_up_to_100(cls, percents: list[Decimal]) -> list[Decimal]:
+        if len(percents) != len(TRANCHE_MILESTONES):
+            raise problem(f"has {len(percents)} tranches; the life cycle releases {len(TRANCHE_MILESTONES)}")
+        if sum(percents, Decimal(0)) != 100:
+            raise problem(f"add up to {sum(percents, Decimal(0))} %, not 100 %")
+        return percents
+
+
+class _EligibilityFile(StrictModel):
+    min_organisations: Annotated[int, integer(1, 10_000)]
+    min_esms: Annotated[int, integer(1, 100_000)]
+    min_services_socles: Annotated[int, integer(0, len(SERVICES_SOCLES))]
+
+
+class _RemindersFile(StrictModel):
+    days_before: Annotated[list[Annotated[int, item(int)]], BeforeValidator(array)]
+    send_at: Annotated[time | None, PlainValidator(_time_of_day)] = None
+
+    @field_validator("days_before")
+    @classmethod
+    def _distinct_days_within_a_year(cls, days: list[int]) -> list[int]:
+        for index, day in enumerate(days):
+            if not 1 <= day <= 366:
+                raise problem(f"{day} is not between 1 and 366 days", index)
+        if len(set(days)) != len(days):
+            raise problem("lists a day twice")
+        return days
+
+
+class _CriterionFile(StrictModel):
+    id: Annotated[str, PlainValidator(_criterion_id)]
+    min: Annotated[Decimal, amount(Decimal(1_000_000_000))]
+    label: Annotated[str, text()]
+
+
+class _CampaignFile(StrictModel):
+    id: Annotated[str, text(64)]
+    name: Annotated[str, text()]
+    region: Annotated[str, text()]
+    timezone: Annotated[str, PlainValidator(_zone_name)]
+    envelope: Annotated[int, cents()]
+    calendar: _CalendarFile
+    funding: _FundingFile
+    eligibility: _EligibilityFile
+    reminders: _RemindersFile | None = None
+    usage_criteria: Annotated[list[_CriterionFile], BeforeValidator(tables)] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _named_after_its_file(cls, campaign_id: str, info: ValidationInfo) -> str:
+        stem = (info.context or {}).get("file_stem")
+        if stem is not None and campaign_id != stem:
+            raise problem(f"{campaign_id!r} differs from the file name {stem!r}")
+        return campaign_id
+
+    @field_validator("usage_criteria")
+    @classmethod
+    def _distinct_ids(cls, criteria: list[_CriterionFile]) -> list[_CriterionFile]:
+        for index, criterion in enumerate(criteria):
+            if any(other.id == criterion.id for other in criteria[:index]):
+                raise problem(f"{criterion.id!r} is declared twice", index, "id")
+        return criteria

@@ -5,14 +5,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BeforeValidator, Field, PlainValidator, ValidationError, field_validator, model_validator
 
 from states.grappe import PROJECT_KINDS, SERVICES_SOCLES, EsmsRecord, Grappe, OrganisationRecord, finess_problem
-from workflow.tomlfile import Section, load_toml
+from workflow.tomlfile import (
+    StrictModel,
+    array,
+    item,
+    load_toml,
+    malformed,
+    problem,
+    read_boolean,
+    read_text,
+    tables,
+    text,
+)
 
 # Deliberately plain: one @, no spaces or control characters (which could inject mail headers).
 EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f<>,;\"]+@[^@\s\x00-\x1f\x7f<>,;\"]+\.[A-Za-z]{2,}")
 MAX_ORGANISATIONS = 1_000
 MAX_ESMS = 10_000
+#: The INS is mandatory for everyone: a file may list it, though it never counts as an optional socle.
+ACCEPTED_SOCLES = (*SERVICES_SOCLES, "ins")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,79 +44,121 @@ class ProjectSpec:
 
 def load_project_file(path: Path) -> ProjectSpec:
     """Read a project file; structural faults, malformed or repeated FINESS numbers are bad input."""
-    top = Section(str(path), load_toml(path))
-    name = top.req_text("name", max_length=200)
-    campaign = top.req_text("campaign", max_length=64)
-    kind = top.req_text("kind", max_length=32)
-    if kind not in PROJECT_KINDS:
-        raise top.fail("kind", f"{kind!r} is not one of {', '.join(PROJECT_KINDS)}")
-    socles = top.list_of("services_socles", str, required=False) or []
-    for index, socle in enumerate(socles):
-        if socle not in (*SERVICES_SOCLES, "ins"):
-            raise top.fail(
-                f"services_socles[{index}]", f"{socle!r} is not one of {', '.join((*SERVICES_SOCLES, 'ins'))}"
-            )
-    if len(set(socles)) != len(socles):
-        raise top.fail("services_socles", "lists a service twice")
-    owner = top.req_table("owner")
-    owner_name = owner.req_text("name", max_length=200)
-    raw_email = owner.raw("email")
-    if not isinstance(raw_email, str):
-        raise owner.fail("email", "must be a string")
-    owner_email = raw_email.strip()
-    # The pattern itself refuses spaces and control characters: a header cannot be smuggled in.
-    if len(owner_email) > 254 or not EMAIL_PATTERN.fullmatch(owner_email):
-        raise owner.fail("email", f"{owner_email!r} is not an e-mail address")
-    owner.finish()
-    organisations = tuple(_read_organisation(section) for section in top.tables("organisations"))
-    if not organisations:
-        raise top.fail("organisations", "at least one [[organisations]] is required")
-    if len(organisations) > MAX_ORGANISATIONS:
-        raise top.fail("organisations", f"more than {MAX_ORGANISATIONS} organisations")
-    top.finish()
-    grappe = Grappe(kind=kind, services_socles=tuple(socles), organisations=organisations)
-    if grappe.esms_count > MAX_ESMS:
-        raise top.fail("organisations", f"more than {MAX_ESMS} ESMS")
-    _refuse_repeated_finess(top, grappe)
-    return ProjectSpec(name=name, campaign=campaign, owner_name=owner_name, owner_email=owner_email, grappe=grappe)
+    data = load_toml(path)
+    try:
+        file = _ProjectFile.model_validate(data)
+    except ValidationError as error:
+        raise malformed(path, error) from None
+    organisations = tuple(
+        OrganisationRecord(
+            name=organisation.name,
+            finess=organisation.finess,
+            esms=tuple(
+                EsmsRecord(finess=esms.finess, name=esms.name, category=esms.category, small=esms.small)
+                for esms in organisation.esms
+            ),
+        )
+        for organisation in file.organisations
+    )
+    grappe = Grappe(kind=file.kind, services_socles=tuple(file.services_socles), organisations=organisations)
+    return ProjectSpec(
+        name=file.name, campaign=file.campaign, owner_name=file.owner.name, owner_email=file.owner.email, grappe=grappe
+    )
 
 
-def _read_finess(section: Section) -> str:
-    finess = section.req_text("finess", max_length=32)
-    problem = finess_problem(finess)
-    if problem:
-        raise section.fail("finess", problem)
+# --- the file's schema: read in this order, and the first fault met is the one reported ------------------------
+
+
+def _finess(value: object) -> str:
+    finess = read_text(value, 32)
+    fault = finess_problem(finess)
+    if fault:
+        raise problem(fault)
     return finess
 
 
-def _read_organisation(section: Section) -> OrganisationRecord:
-    name = section.req_text("name", max_length=200)
-    finess = _read_finess(section)
-    esms = []
-    for sub in section.tables("esms"):
-        esms.append(
-            EsmsRecord(
-                finess=_read_finess(sub),
-                name=sub.req_text("name", max_length=200),
-                category=sub.req_text("category", max_length=64),
-                small=sub.boolean("small", default=False),
-            )
-        )
-        sub.finish()
-    section.finish()
-    return OrganisationRecord(name=name, finess=finess, esms=tuple(esms))
+def _kind(value: object) -> str:
+    kind = read_text(value, 32)
+    if kind not in PROJECT_KINDS:
+        raise problem(f"{kind!r} is not one of {', '.join(PROJECT_KINDS)}")
+    return kind
 
 
-def _refuse_repeated_finess(top: Section, grappe: Grappe) -> None:
-    seen: dict[str, str] = {}
-    for o_index, organisation in enumerate(grappe.organisations):
-        for e_index, esms in enumerate(organisation.esms):
-            where = f"organisations[{o_index}].esms[{e_index}].finess"
-            if esms.finess in seen:
-                raise top.fail(where, f"ESMS {esms.finess} is already listed at {seen[esms.finess]}")
-            seen[esms.finess] = where
-    org_seen: set[str] = set()
-    for o_index, organisation in enumerate(grappe.organisations):
-        if organisation.finess in org_seen:
-            raise top.fail(f"organisations[{o_index}].finess", f"organisation {organisation.finess} listed twice")
-        org_seen.add(organisation.finess)
+def _email(value: object) -> str:
+    if not isinstance(value, str):
+        raise problem("must be a string")
+    email = value.strip()
+    # The pattern itself refuses spaces and control characters: a header cannot be smuggled in.
+    if len(email) > 254 or not EMAIL_PATTERN.fullmatch(email):
+        raise problem(f"{email!r} is not an e-mail address")
+    return email
+
+
+Finess = Annotated[str, PlainValidator(_finess)]
+Name = Annotated[str, text(200)]
+
+
+class _EsmsFile(StrictModel):
+    finess: Finess
+    name: Name
+    category: Annotated[str, text(64)]
+    small: Annotated[bool, PlainValidator(read_boolean)] = False
+
+
+class _OrganisationFile(StrictModel):
+    name: Name
+    finess: Finess
+    esms: Annotated[list[_EsmsFile], BeforeValidator(tables)]
+
+
+class _OwnerFile(StrictModel):
+    name: Name
+    email: Annotated[str, PlainValidator(_email)]
+
+
+class _ProjectFile(StrictModel):
+    name: Name
+    campaign: Annotated[str, text(64)]
+    kind: Annotated[str, PlainValidator(_kind)]
+    services_socles: Annotated[list[Annotated[str, item(str)]], BeforeValidator(array)] = Field(default_factory=list)
+    owner: _OwnerFile
+    organisations: Annotated[list[_OrganisationFile], BeforeValidator(tables)]
+
+    @field_validator("services_socles")
+    @classmethod
+    def _known_socles_once_each(cls, socles: list[str]) -> list[str]:
+        for index, socle in enumerate(socles):
+            if socle not in ACCEPTED_SOCLES:
+                raise problem(f"{socle!r} is not one of {', '.join(ACCEPTED_SOCLES)}", index)
+        if len(set(socles)) != len(socles):
+            raise problem("lists a service twice")
+        return socles
+
+    @field_validator("organisations")
+    @classmethod
+    def _some_organisations(cls, organisations: list[_OrganisationFile]) -> list[_OrganisationFile]:
+        if not organisations:
+            raise problem("at least one [[organisations]] is required")
+        if len(organisations) > MAX_ORGANISATIONS:
+            raise problem(f"more than {MAX_ORGANISATIONS} organisations")
+        return organisations
+
+    @model_validator(mode="after")
+    def _each_finess_once(self) -> Self:
+        # Checked once the whole file is well formed, unknown keys included, as the grappe's own rules.
+        if sum(len(organisation.esms) for organisation in self.organisations) > MAX_ESMS:
+            raise problem(f"more than {MAX_ESMS} ESMS", "organisations")
+        seen: dict[str, str] = {}
+        for o_index, organisation in enumerate(self.organisations):
+            for e_index, esms in enumerate(organisation.esms):
+                where = f"organisations[{o_index}].esms[{e_index}].finess"
+                if esms.finess in seen:
+                    place = ("organisations", o_index, "esms", e_index, "finess")
+                    raise problem(f"ESMS {esms.finess} is already listed at {seen[esms.finess]}", *place)
+                seen[esms.finess] = where
+        org_seen: set[str] = set()
+        for o_index, organisation in enumerate(self.organisations):
+            if organisation.finess in org_seen:
+                raise problem(f"organisation {organisation.finess} listed twice", "organisations", o_index, "finess")
+            org_seen.add(organisation.finess)
+        return self

@@ -1,5 +1,8 @@
 """Settings: from the environment, over an optional settings TOML, over defaults.
 
+The `ESMS_*` variables are read by pydantic-settings; the settings file is validated by a pydantic model like
+the other files users write. An empty variable or value counts as unset.
+
 | environment            | settings file key | default                                              |
 |------------------------|-------------------|------------------------------------------------------|
 | ESMS_DATABASE_URL      | database_url      | sqlite:///<data dir>/esms.sqlite3                    |
@@ -17,43 +20,35 @@
 | ESMS_MAIL_DIR          | mail_dir          | <data dir>/mail                                      |
 | ESMS_ADMIN_EMAILS      | admin_emails      | none (comma-separated; the daily digest goes there)  |
 | ESMS_MAIL_MAX_ATTEMPTS | mail_max_attempts | 48 (then dead; backoff capped at 1 h: about 2 days) |
-| ESMS_SWEEP_INTERVAL    | sweep_interval    | 60 (seconds between two daemon passes)               |
+| ESMS_SWEEP_INTERVAL    | sweep_interval    | 60 (seconds between two daemon passes; 0.1 to 86400) |
 | ESMS_DIGEST_TIME       | digest_time       | 08:00 (local time of the daily digest)               |
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, PlainValidator, ValidationError, ValidationInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from notifications.settings import TLS_MODES, MailSettings
 from states.errors import InvalidArgumentError
-from workflow.tomlfile import Section, load_toml
+from workflow.tomlfile import StrictModel, load_toml, malformed, problem
 
-FILE_KEYS = (
-    "database_url",
-    "config_dir",
-    "data_dir",
-    "timezone",
-    "smtp_host",
-    "smtp_port",
-    "smtp_tls",
-    "smtp_username",
-    "smtp_password",
-    "smtp_timeout",
-    "mail_from",
-    "mail_dir",
-    "admin_emails",
-    "mail_max_attempts",
-    "sweep_interval",
-    "digest_time",
-)
+#: Bounds of the seconds between two daemon passes, for the settings and `esms daemon --interval` alike.
+SWEEP_INTERVAL_MIN = 0.1
+SWEEP_INTERVAL_MAX = 86_400.0
+#: No timeout or number of attempts comes near it: a value beyond is a typo (1e99), not a wish.
+NUMBER_MAX = 1e9
 #: The `config/` folder shipped beside the packages (an editable or source install).
 SHIPPED_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,87 +65,175 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve the settings from `environ` (default: the process environment) and the optional settings file."""
+    """Resolve the settings from `environ` (default: the process environment) and the optional settings file.
+
+    A malformed settings file is a `MalformedFileError`; a bad value, an `InvalidArgumentError` naming its variable.
+    """
     env = os.environ if environ is None else environ
-    file_values: dict[str, str] = {}
     settings_file = env.get("ESMS_SETTINGS_FILE")
-    default_config = Path(env.get("ESMS_CONFIG_DIR") or SHIPPED_CONFIG_DIR)
-    path = Path(settings_file) if settings_file else default_config / "settings.toml"
-    if settings_file or path.is_file():
-        file_values = _read_settings_file(path)
-
-    def pick(env_key: str, file_key: str) -> str | None:
-        return env.get(env_key) or file_values.get(file_key)
-
-    config_dir = Path(pick("ESMS_CONFIG_DIR", "config_dir") or SHIPPED_CONFIG_DIR)
-    xdg = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", ".")) / ".local" / "share")
-    data_dir = Path(pick("ESMS_DATA_DIR", "data_dir") or Path(xdg) / "esms")
-    database_url = pick("ESMS_DATABASE_URL", "database_url") or f"sqlite:///{data_dir / 'esms.sqlite3'}"
-    zone_name = pick("ESMS_TIMEZONE", "timezone") or "Europe/Paris"
+    path = (
+        Path(settings_file)
+        if settings_file
+        else Path(env.get("ESMS_CONFIG_DIR") or SHIPPED_CONFIG_DIR) / "settings.toml"
+    )
+    file_values = _read_settings_file(path) if settings_file or path.is_file() else {}
+    # The environment wins over the file, as pydantic-settings' own sources would order them.
+    values = {**file_values, **_EnvironmentSource(_Values, env)()}
     try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InvalidArgumentError(f"ESMS_TIMEZONE: {zone_name!r} is not a known time zone") from None
+        read = _Values.model_validate(values)
+    except ValidationError as error:
+        raise InvalidArgumentError(str(error.errors(include_url=False)[0].get("ctx", {})["problem"])) from None
+
+    config_dir = Path(read.config_dir or SHIPPED_CONFIG_DIR)
+    xdg = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", ".")) / ".local" / "share")
+    data_dir = Path(read.data_dir or Path(xdg) / "esms")
+    mail = MailSettings(
+        smtp_host=read.smtp_host,
+        smtp_port=read.smtp_port or DEFAULT_PORTS[read.smtp_tls],
+        smtp_tls=read.smtp_tls,
+        smtp_username=read.smtp_username,
+        smtp_password=read.smtp_password,
+        smtp_timeout=read.smtp_timeout,
+        mail_from=read.mail_from,
+        mail_dir=Path(read.mail_dir or data_dir / "mail"),
+        admin_emails=tuple(a.strip() for a in (read.admin_emails or "").split(",") if a.strip()),
+        max_attempts=read.mail_max_attempts,
+    )
     return Settings(
-        database_url=database_url,
+        database_url=read.database_url or f"sqlite:///{data_dir / 'esms.sqlite3'}",
         config_dir=config_dir,
         data_dir=data_dir,
-        timezone=zone,
-        mail=_mail_settings(pick, data_dir),
-        sweep_interval=_number(pick("ESMS_SWEEP_INTERVAL", "sweep_interval") or "60", "ESMS_SWEEP_INTERVAL", 0.1),
-        digest_time=_time_of_day(pick("ESMS_DIGEST_TIME", "digest_time") or "08:00", "ESMS_DIGEST_TIME"),
+        timezone=ZoneInfo(read.timezone),
+        mail=mail,
+        sweep_interval=read.sweep_interval,
+        digest_time=read.digest_time,
     )
 
 
-def _mail_settings(pick: Callable[[str, str], str | None], data_dir: Path) -> MailSettings:
-    tls = (pick("ESMS_SMTP_TLS", "smtp_tls") or "none").lower()
-    if tls not in TLS_MODES:
-        raise InvalidArgumentError(f"ESMS_SMTP_TLS: {tls!r} is not one of {', '.join(TLS_MODES)}")
-    default_port = {"none": 25, "starttls": 587, "tls": 465}[tls]
-    port = int(_number(pick("ESMS_SMTP_PORT", "smtp_port") or str(default_port), "ESMS_SMTP_PORT", 1))
-    admins = tuple(a.strip() for a in (pick("ESMS_ADMIN_EMAILS", "admin_emails") or "").split(",") if a.strip())
-    return MailSettings(
-        smtp_host=pick("ESMS_SMTP_HOST", "smtp_host"),
-        smtp_port=port,
-        smtp_tls=tls,
-        smtp_username=pick("ESMS_SMTP_USERNAME", "smtp_username"),
-        smtp_password=pick("ESMS_SMTP_PASSWORD", "smtp_password"),
-        smtp_timeout=_number(pick("ESMS_SMTP_TIMEOUT", "smtp_timeout") or "30", "ESMS_SMTP_TIMEOUT", 0.1),
-        mail_from=pick("ESMS_MAIL_FROM", "mail_from") or "ESMS numérique <no-reply@esms-numerique.invalid>",
-        mail_dir=Path(pick("ESMS_MAIL_DIR", "mail_dir") or data_dir / "mail"),
-        admin_emails=admins,
-        max_attempts=int(
-            _number(pick("ESMS_MAIL_MAX_ATTEMPTS", "mail_max_attempts") or "48", "ESMS_MAIL_MAX_ATTEMPTS", 1)
-        ),
-    )
+# --- the values: each key of the file is the name of its variable without ESMS_ ----------------------------
 
 
-def _number(text: str, name: str, minimum: float) -> float:
+def _variable(info: ValidationInfo) -> str:
+    """The variable a value is named by in messages, wherever it came from."""
+    return f"ESMS_{(info.field_name or '').upper()}"
+
+
+def _zone_name(value: str, info: ValidationInfo) -> str:
     try:
-        value = float(text)
-    except ValueError:
-        raise InvalidArgumentError(f"{name}: {text!r} is not a number") from None
-    if not minimum <= value < 1e9:
-        raise InvalidArgumentError(f"{name}: {text} is out of range (at least {minimum})")
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise problem(f"{_variable(info)}: {value!r} is not a known time zone") from None
     return value
 
 
-def _time_of_day(text: str, name: str) -> time:
+def _tls_mode(value: str, info: ValidationInfo) -> str:
+    mode = value.lower()
+    if mode not in TLS_MODES:
+        raise problem(f"{_variable(info)}: {mode!r} is not one of {', '.join(TLS_MODES)}")
+    return mode
+
+
+def _number(value: str, info: ValidationInfo, minimum: float, maximum: float | None = None) -> float:
     try:
-        return time.fromisoformat(text)
+        number = float(value)
     except ValueError:
-        raise InvalidArgumentError(f"{name}: {text!r} is not a time of day such as 08:00") from None
+        raise problem(f"{_variable(info)}: {value!r} is not a number") from None
+    if maximum is not None:
+        if not minimum <= number <= maximum:
+            raise problem(f"{_variable(info)}: {value} is not between {minimum:g} and {maximum:g} seconds")
+    elif not minimum <= number < NUMBER_MAX:
+        raise problem(f"{_variable(info)}: {value} is out of range (at least {minimum})")
+    return number
 
 
-def _read_settings_file(path: Path) -> dict[str, str]:
-    section = Section(str(path), load_toml(path))
-    values = {}
-    for key in FILE_KEYS:
-        value = section.raw(key, required=False)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise section.fail(key, "must be a string or a number")
-        values[key] = str(value)
-    section.finish()
-    return values
+def _time_of_day(value: str, info: ValidationInfo) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise problem(f"{_variable(info)}: {value!r} is not a time of day such as 08:00") from None
+
+
+def _seconds(minimum: float) -> PlainValidator:
+    return PlainValidator(lambda value, info: _number(value, info, minimum))
+
+
+def _count() -> PlainValidator:
+    return PlainValidator(lambda value, info: int(_number(value, info, 1)))
+
+
+class _Values(BaseSettings):
+    """The settings as given (strings, from the variables or the file), checked and typed in this order."""
+
+    model_config = SettingsConfigDict(env_prefix="ESMS_", validate_default=False, frozen=True)
+
+    database_url: str | None = None
+    config_dir: str | None = None
+    data_dir: str | None = None
+    timezone: Annotated[str, PlainValidator(_zone_name)] = "Europe/Paris"
+    smtp_host: str | None = None
+    smtp_tls: Annotated[str, PlainValidator(_tls_mode)] = "none"
+    smtp_port: Annotated[int | None, _count()] = None  # then by TLS mode: DEFAULT_PORTS
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)  # a secret: kept out of repr, logs and messages
+    smtp_timeout: Annotated[float, _seconds(0.1)] = 30.0
+    mail_from: str = "ESMS numérique <no-reply@esms-numerique.invalid>"
+    mail_dir: str | None = None
+    admin_emails: str | None = None  # comma-separated
+    mail_max_attempts: Annotated[int, _count()] = 48
+    sweep_interval: Annotated[
+        float, PlainValidator(lambda value, info: _number(value, info, SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX))
+    ] = 60.0
+    digest_time: Annotated[time, PlainValidator(_time_of_day)] = time(8, 0)
+
+
+#: The keys a settings file may hold.
+FILE_KEYS = tuple(_Values.model_fields)
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' reading of the `ESMS_*` variables, from a given mapping rather than `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The hook pydantic-settings' own .env source overrides. Names are matched as written: ESMS_TIMEZONE, not
+        # esms_timezone (pydantic-settings compares them lower-cased).
+        return {name.lower(): value for name, value in self._environ.items() if name.startswith("ESMS_") and value}
+
+
+def _file_value(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise problem("must be a string or a number")
+    return str(value)
+
+
+FileValue = Annotated[str | None, PlainValidator(_file_value)]
+
+
+class _SettingsFile(StrictModel):
+    database_url: FileValue = None
+    config_dir: FileValue = None
+    data_dir: FileValue = None
+    timezone: FileValue = None
+    smtp_host: FileValue = None
+    smtp_tls: FileValue = None
+    smtp_port: FileValue = None
+    smtp_username: FileValue = None
+    smtp_password: FileValue = Field(default=None, repr=False)
+    smtp_timeout: FileValue = None
+    mail_from: FileValue = None
+    mail_dir: FileValue = None
+    admin_emails: FileValue = None
+    mail_max_attempts: FileValue = None
+    sweep_interval: FileValue = None
+    digest_time: FileValue = None
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        file = _SettingsFile.model_validate(load_toml(path))
+    except ValidationError as error:
+        raise malformed(path, error) from None
+    return {key: value for key, value in file.model_dump().items() if value}
