@@ -8,6 +8,7 @@
     │   ├── UnknownEventError
     │   ├── UnknownStateError
     │   ├── InvalidArgumentError       a `key=value`, a date, an option value
+    │   │   └── InvalidFieldError      one named input (a reason, an actor): front ends name it their way
     │   └── DatabaseNotInitialisedError
     ├── RuleRefusedError           1   a programme rule refused the event; nothing was changed
     │   ├── EventNotAllowedError       the event does not leave the project's current state
@@ -90,6 +91,23 @@ class UnknownStateError(BadInputError):
 
 class InvalidArgumentError(BadInputError):
     """A command argument is malformed."""
+
+
+class InvalidFieldError(InvalidArgumentError):
+    """One named input is wrong: `field` (e.g. `reason`), what is wrong with it, and the command it was given to.
+
+    The engine does not know how a front end asks for the field: the CLI says `--reason`, a web page its label.
+    """
+
+    def __init__(self, field: str, problem: str, *, command: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.command = command
+        super().__init__(self.phrase(field))
+
+    def phrase(self, name: str) -> str:
+        """The message, with the field called `name` (`--reason` on the command line)."""
+        return f"{self.command}: {name} {self.problem}" if self.command else f"{name} {self.problem}"
 
 
 class DatabaseNotInitialisedError(BadInputError):

@@ -22,11 +22,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from notifications.relay import deliver_due
-from states.errors import EsmsError, InvalidArgumentError
+from states.errors import EsmsError, InvalidFieldError
 from workflow import lease
-from workflow.db import transaction
 from workflow.engine import Workflow
-from workflow.messages import queue_digest
+from workflow.messages import queue_todays_digest
 from workflow.settings import Settings
 from workflow.sweep import sweep
 
@@ -95,12 +94,13 @@ class Daemon:
                 if not recipients:
                     log.info("no ESMS_ADMIN_EMAILS: daily digest not sent")
                     return
-                now = self.workflow.clock.now()
-                day = now.astimezone(self.settings.timezone).date()
-                with transaction(self.workflow.engine) as session:
-                    queued = queue_digest(
-                        session, self.workflow.campaigns, recipients, day, now, self.settings.timezone
-                    )
+                day, queued = queue_todays_digest(
+                    self.workflow.engine,
+                    self.workflow.campaigns,
+                    recipients,
+                    self.workflow.clock.now(),
+                    self.settings.timezone,
+                )
                 log.info("digest of %s %s", day.isoformat(), "queued" if queued else "already queued")
             except EsmsError as error:
                 log.error("digest failed: %s", error)
@@ -123,7 +123,7 @@ def run_daemon(
 ) -> int:
     """Run until SIGTERM or SIGINT; return the exit code."""
     if shared and workflow.engine.dialect.name != "postgresql":
-        raise InvalidArgumentError("--shared needs PostgreSQL (row locks); on SQLite one daemon works at a time")
+        raise InvalidFieldError("shared", "needs PostgreSQL (row locks); on SQLite one daemon works at a time")
     ttl = lease_ttl if lease_ttl is not None else max(3 * interval, 3.0)
     daemon = Daemon(workflow, settings, interval=interval, lease_ttl=ttl, shared=shared)
     scheduler = BlockingScheduler(

@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,9 +24,9 @@ from notifications.settings import MailSettings
 from states.errors import RuleRefusedError
 from workflow.campaigns import Campaign
 from workflow.clock import SimulatedClock
-from workflow.db import make_engine, migrate, transaction
+from workflow.db import make_engine, migrate
 from workflow.engine import Workflow
-from workflow.messages import queue_digest
+from workflow.messages import queue_todays_digest
 from workflow.models import OutboxMessage
 from workflow.project_file import load_project_file
 from workflow.queries import funding_report
@@ -123,17 +122,11 @@ def run_demo(
         report = sweep(workflow)
         for t in report.transitions:
             counts["transitions"] += 1
-            say(
-                f"{stamp()}  #{t['project']} {names[t['project']]}: {t['source']} → {t['dest']} "
-                f"(scheduler: {t['deadline']} passed)"
-            )
+            say(f"{stamp()}  #{t.project} {names[t.project]}: {t.source} → {t.dest} (scheduler: {t.deadline} passed)")
         for r in report.reminders:
-            say(
-                f"{stamp()}  #{r['project']} {names[r['project']]}: reminder queued, {r['deadline']} in "
-                f"{r['days_before']} day(s)"
-            )
+            say(f"{stamp()}  #{r.project} {names[r.project]}: reminder queued, {r.deadline} in {r.days_before} day(s)")
         for f in report.flagged:
-            say(f"{stamp()}  #{f['project']} {names[f['project']]}: undecided after {f['deadline']}, flagged")
+            say(f"{stamp()}  #{f.project} {names[f.project]}: undecided after {f.deadline}, flagged")
         _deliver(engine, clock, mail, say, stamp, counts)
 
     steps = sorted(SCRIPT, key=lambda step: step.at)
@@ -146,7 +139,7 @@ def run_demo(
                 run_pass()
             clock.set(moment)
             if moment.hour == 8:
-                _digest(engine, workflow, mail, clock, day)
+                _digest(engine, workflow, mail, clock)
             run_pass()
         day += timedelta(days=1)
     say("")
@@ -155,11 +148,12 @@ def run_demo(
         f"{counts['messages']} e-mails written to {mail_dir} (of which {counts['digests']} daily digests to "
         f"{', '.join(mail.admin_emails)})"
     )
-    for campaign in funding_report(engine, campaigns, None):
-        released = ", ".join(f"T{t['number']} {_fr(t['amount_eur'])}" for t in campaign["released"])
+    for funding in funding_report(engine, campaigns, None):
+        released = ", ".join(f"T{t.number} {format_euros_fr(t.amount_cents)}" for t in funding.released)
         say(
-            f"{campaign['campaign']}: envelope {_fr(campaign['envelope_eur'])}, committed "
-            f"{_fr(campaign['committed_eur'])}, released {released}, remaining {_fr(campaign['remaining_eur'])}"
+            f"{funding.campaign.id}: envelope {format_euros_fr(funding.campaign.envelope_cents)}, committed "
+            f"{format_euros_fr(funding.committed_cents)}, released {released}, "
+            f"remaining {format_euros_fr(funding.remaining_cents)}"
         )
     engine.dispose()
 
@@ -191,9 +185,8 @@ def _play(
     say(line)
 
 
-def _digest(engine: Engine, workflow: Workflow, mail: MailSettings, clock: SimulatedClock, day: date) -> None:
-    with transaction(engine) as session:
-        queue_digest(session, workflow.campaigns, list(mail.admin_emails), day, clock.now(), PARIS, only_with_news=True)
+def _digest(engine: Engine, workflow: Workflow, mail: MailSettings, clock: SimulatedClock) -> None:
+    queue_todays_digest(engine, workflow.campaigns, list(mail.admin_emails), clock.now(), PARIS, only_with_news=True)
 
 
 def _deliver(
@@ -217,10 +210,6 @@ def _deliver(
                 counts["digests"] += 1  # one a day with news: counted, not listed
                 continue
             say(f"{stamp()}      mail to {', '.join(json.loads(row.recipients))}: {row.subject}")
-
-
-def _fr(euros: str) -> str:
-    return format_euros_fr(int(Decimal(euros) * 100))
 
 
 def _paris(text: str) -> datetime:

@@ -17,7 +17,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from states import lifecycle
-from states.errors import ConflictError, InvalidArgumentError, UnknownProjectError, UnknownStateError
+from states.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    InvalidFieldError,
+    UnknownProjectError,
+    UnknownStateError,
+)
 from states.grappe import EsmsRecord, Grappe, OrganisationRecord
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
@@ -175,11 +181,11 @@ class Workflow:
         actor = checked_actor(actor)
         reason = reason.strip()
         if not reason:
-            raise InvalidArgumentError("force: --reason must say why the rules are bypassed")
+            raise InvalidFieldError("reason", "must say why the rules are bypassed", command="force")
         if has_control_characters(reason):
-            raise InvalidArgumentError("force: --reason must be one line of text (no control characters)")
+            raise InvalidFieldError("reason", "must be one line of text (no control characters)", command="force")
         if len(reason) > MAX_REASON:
-            raise InvalidArgumentError(f"force: --reason is longer than {MAX_REASON} characters")
+            raise InvalidFieldError("reason", f"is longer than {MAX_REASON} characters", command="force")
         with transaction(self.engine) as session:
             project = _load(session, project_id)
             if project.state == state:
@@ -319,7 +325,7 @@ def checked_actor(actor: str) -> str:
     """The actor as audited: one line of text, at most 200 characters."""
     actor = actor.strip()
     if not actor or len(actor) > MAX_ACTOR or has_control_characters(actor):
-        raise InvalidArgumentError(f"--actor must be 1 to {MAX_ACTOR} characters of text on one line")
+        raise InvalidFieldError("actor", f"must be 1 to {MAX_ACTOR} characters of text on one line")
     return actor
 
 

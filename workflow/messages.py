@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from notifications.ics import deadline_event
@@ -18,6 +19,7 @@ from notifications.render import render
 from states import lifecycle
 from workflow.campaigns import Campaign
 from workflow.change import Change
+from workflow.db import transaction
 from workflow.models import Project, Tranche
 from workflow.schedule import Reminder
 
@@ -247,3 +249,21 @@ def queue_digest(
         ),
         now=now,
     )
+
+
+def queue_todays_digest(
+    engine: Engine,
+    campaigns: dict[str, Campaign],
+    recipients: list[str],
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    only_with_news: bool = False,
+) -> tuple[date, bool]:
+    """Queue the digest of the day `now` falls on in `zone`, in its own transaction; return (day, queued).
+
+    The one entry point of `esms digest`, the daemon's morning job and the demo.
+    """
+    day = now.astimezone(zone).date()
+    with transaction(engine) as session:
+        return day, queue_digest(session, campaigns, recipients, day, now, zone, only_with_news=only_with_news)

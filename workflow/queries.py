@@ -1,9 +1,14 @@
-"""Read-only views of projects, their history and the money, as plain dicts ready for JSON or tables."""
+"""Read-only views of projects, their history and the money, as typed records (money in cents, instants in UTC).
+
+The front ends format them: JSON documents and French text in `workflow.cli.views`.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +17,6 @@ from sqlmodel import Session, col, select
 
 from states import lifecycle
 from states.errors import UnknownProjectError, UnknownStateError
-from states.money import format_cents
 from workflow.campaigns import Campaign, get_campaign
 from workflow.db import translate_errors
 from workflow.models import AuditEntry, Project, Tranche
@@ -21,33 +25,50 @@ from workflow.models import AuditEntry, Project, Tranche
 COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.State.NEEDS_STATEMENT) :]
 
 
-def iso(moment: datetime | None) -> str | None:
-    """Format an instant as ISO-8601 UTC, or None."""
-    return moment.isoformat() if moment is not None else None
+@dataclass(frozen=True, kw_only=True)
+class NextDeadline:
+    """The deadline a project's state waits on: its calendar day, and the first instant after it."""
+
+    name: str
+    day: str  # ISO date, the campaign's calendar day
+    at: datetime  # the instant it passes (UTC)
+    passed: bool
 
 
-#: Ids are 32-bit integers in the database (PostgreSQL's `integer`).
-MAX_ID = 2**31 - 1
+@dataclass(frozen=True, kw_only=True)
+class TrancheView:
+    """One tranche of a project."""
+
+    number: int
+    percent: str
+    amount_cents: int
+    released_at: datetime | None
 
 
-def parse_project_id(text: str) -> int:
-    """Parse a project id as typed on the command line."""
-    # ASCII digits only ("²" and "١" are digits to Python), within the database's integer range.
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
-        raise UnknownProjectError(text)
-    return int(text)
+@dataclass(frozen=True, kw_only=True)
+class ProjectView:
+    """A project as `esms project show` shows it."""
+
+    project: Project
+    tranches: tuple[TrancheView, ...]
+    next_deadline: NextDeadline | None
+
+    @property
+    def released_cents(self) -> int:
+        """What has been paid so far."""
+        return sum(t.amount_cents for t in self.tranches if t.released_at is not None)
 
 
-def next_deadline(project: Project, campaign: Campaign, now: datetime) -> dict[str, Any] | None:
-    """Return the deadline the project's state waits on (`name`, `date`, `at` = the instant it passes), or None."""
+def next_deadline(project: Project, campaign: Campaign, now: datetime) -> NextDeadline | None:
+    """Return the deadline the project's state waits on, or None."""
     key = lifecycle.DEADLINE_BY_STATE.get(project.state)
     end = campaign.deadline_end(key) if key else None
     if key is None or end is None:
         return None
-    return {"name": key, "date": campaign.calendar[key].isoformat(), "at": iso(end), "passed": now >= end}
+    return NextDeadline(name=key, day=campaign.calendar[key].isoformat(), at=end, passed=now >= end)
 
 
-def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int, now: datetime) -> dict[str, Any]:
+def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int, now: datetime) -> ProjectView:
     """Return what `esms project show` prints."""
     with translate_errors(), Session(engine) as session:
         project = session.get(Project, project_id)
@@ -57,43 +78,17 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
             select(Tranche).where(Tranche.project_id == project_id).order_by(col(Tranche.number))
         ).all()
     campaign = get_campaign(campaigns, project.campaign_id)
-    return {
-        "id": project.id,
-        "name": project.name,
-        "campaign": project.campaign_id,
-        "kind": project.kind,
-        "state": project.state,
-        "state_label": lifecycle.STATE_LABELS[project.state],
-        "selection_group": project.selection_group,
-        "owner": {"name": project.owner_name, "email": project.owner_email},
-        "esms": project.esms_count,
-        "small_esms": project.small_esms_count,
-        "services_socles": [s for s in project.services_socles.split(",") if s],
-        "total_eur": format_cents(project.total_cents),
-        "tranches": [
-            {
-                "number": t.number,
-                "percent": t.percent,
-                "amount_eur": format_cents(t.amount_cents),
-                "status": "released" if t.released_at else "pending",
-                "released_at": iso(t.released_at),
-            }
+    return ProjectView(
+        project=project,
+        tranches=tuple(
+            TrancheView(number=t.number, percent=t.percent, amount_cents=t.amount_cents, released_at=t.released_at)
             for t in tranches
-        ],
-        "released_eur": format_cents(sum(t.amount_cents for t in tranches if t.released_at)),
-        "needs_reference": project.needs_reference,
-        "vendor": project.vendor,
-        "configuration_invoice": project.configuration_invoice,
-        "rollout_invoice": project.rollout_invoice,
-        "withdrawal_reason": project.withdrawal_reason,
-        "next_deadline": next_deadline(project, campaign, now),
-        "version": project.version,
-        "created_at": iso(project.created_at),
-        "updated_at": iso(project.updated_at),
-    }
+        ),
+        next_deadline=next_deadline(project, campaign, now),
+    )
 
 
-def list_projects(engine: Engine, campaign: str | None, state: str | None) -> list[dict[str, Any]]:
+def list_projects(engine: Engine, campaign: str | None, state: str | None) -> list[Project]:
     """Return the projects, filtered by campaign and state, oldest first."""
     if state is not None and state not in lifecycle.STATES:
         raise UnknownStateError(state, list(lifecycle.STATES))
@@ -103,22 +98,26 @@ def list_projects(engine: Engine, campaign: str | None, state: str | None) -> li
     if state is not None:
         query = query.where(Project.state == state)
     with translate_errors(), Session(engine) as session:
-        projects = session.exec(query).all()
-    return [
-        {
-            "id": p.id,
-            "name": p.name,
-            "campaign": p.campaign_id,
-            "kind": p.kind,
-            "state": p.state,
-            "selection_group": p.selection_group,
-            "total_eur": format_cents(p.total_cents),
-        }
-        for p in projects
-    ]
+        return list(session.exec(query).all())
 
 
-def history(engine: Engine, project_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True, kw_only=True)
+class HistoryRow:
+    """One change of a project, as the audit log keeps it."""
+
+    seq: int
+    at: datetime
+    recorded_at: datetime
+    event: str
+    source: str | None
+    dest: str
+    actor: str
+    reason: str | None
+    forced: bool
+    params: dict[str, Any]
+
+
+def history(engine: Engine, project_id: int) -> list[HistoryRow]:
     """Return every change of a project, oldest first."""
     with translate_errors(), Session(engine) as session:
         if session.get(Project, project_id) is None:
@@ -127,24 +126,54 @@ def history(engine: Engine, project_id: int) -> list[dict[str, Any]]:
             select(AuditEntry).where(AuditEntry.project_id == project_id).order_by(col(AuditEntry.seq))
         ).all()
     return [
-        {
-            "seq": e.seq,
-            "at": iso(e.at),
-            "recorded_at": iso(e.recorded_at),
-            "event": e.event,
-            "source": e.source,
-            "dest": e.dest,
-            "actor": e.actor,
-            "reason": e.reason,
-            "forced": e.forced,
-            "params": json.loads(e.params),
-        }
+        HistoryRow(
+            seq=e.seq,
+            at=e.at,
+            recorded_at=e.recorded_at,
+            event=e.event,
+            source=e.source,
+            dest=e.dest,
+            actor=e.actor,
+            reason=e.reason,
+            forced=e.forced,
+            params=json.loads(e.params),
+        )
         for e in entries
     ]
 
 
-def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: str | None) -> list[dict[str, Any]]:
-    """Per campaign: envelope, committed, released per tranche, remaining (all in euros, two decimals).
+@dataclass(frozen=True, kw_only=True)
+class TrancheFunding:
+    """What a campaign released of one tranche number, over how many projects."""
+
+    number: int
+    percent: Decimal
+    amount_cents: int
+    projects: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignFunding:
+    """A campaign's envelope against what its selections committed and what was released."""
+
+    campaign: Campaign
+    committed_cents: int
+    committed_projects: int
+    released: tuple[TrancheFunding, ...]
+
+    @property
+    def released_cents(self) -> int:
+        """Everything released, all tranches together."""
+        return sum(t.amount_cents for t in self.released)
+
+    @property
+    def remaining_cents(self) -> int:
+        """The envelope less what is committed."""
+        return self.campaign.envelope_cents - self.committed_cents
+
+
+def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: str | None) -> list[CampaignFunding]:
+    """Per campaign: envelope, committed, released per tranche, remaining.
 
     Committed is the total of every project still on its way to funding or completed, plus what was released
     to projects that later ended early (released money is spent).
@@ -174,26 +203,21 @@ def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: 
                     col(Tranche.released_at).is_not(None),
                 )
             ).scalar_one()
-            committed = int(live[0]) + int(spent_elsewhere)
             released = {int(n): (int(total), int(count)) for n, total, count in released_rows}
             report.append(
-                {
-                    "campaign": campaign.id,
-                    "name": campaign.name,
-                    "envelope_eur": format_cents(campaign.envelope_cents),
-                    "committed_eur": format_cents(committed),
-                    "committed_projects": int(live[1]),
-                    "released": [
-                        {
-                            "number": n,
-                            "percent": str(p),
-                            "amount_eur": format_cents(released.get(n, (0, 0))[0]),
-                            "projects": released.get(n, (0, 0))[1],
-                        }
+                CampaignFunding(
+                    campaign=campaign,
+                    committed_cents=int(live[0]) + int(spent_elsewhere),
+                    committed_projects=int(live[1]),
+                    released=tuple(
+                        TrancheFunding(
+                            number=n,
+                            percent=p,
+                            amount_cents=released.get(n, (0, 0))[0],
+                            projects=released.get(n, (0, 0))[1],
+                        )
                         for n, p in enumerate(campaign.funding.tranches, 1)
-                    ],
-                    "released_eur": format_cents(sum(t for t, _ in released.values())),
-                    "remaining_eur": format_cents(campaign.envelope_cents - committed),
-                }
+                    ),
+                )
             )
     return report

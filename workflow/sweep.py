@@ -8,9 +8,8 @@ instant is stored again. A second pass at the same instant finds nothing due.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -30,26 +29,63 @@ log = logging.getLogger("esms.sweep")
 SCHEDULER_ACTOR = "scheduler"
 
 
+@dataclass(frozen=True)
+class Lapse:
+    """A project the sweep moved because its deadline passed."""
+
+    project: int
+    event: str
+    source: str
+    dest: str
+    deadline: str
+
+
+@dataclass(frozen=True)
+class ReminderSent:
+    """A reminder the sweep queued."""
+
+    project: int
+    deadline: str
+    days_before: int
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A project still waiting after its deadline, for a decision the ARS must take (the digest lists it)."""
+
+    project: int
+    state: str
+    deadline: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A project that failed this pass; it is retried at the next."""
+
+    project: int
+    error: str
+
+
 @dataclass
 class SweepReport:
     """What a pass did (the JSON of `esms tick`)."""
 
     at: datetime
     due: int = 0
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    reminders: list[dict[str, Any]] = field(default_factory=list)
-    flagged: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[Lapse] = field(default_factory=list)
+    reminders: list[ReminderSent] = field(default_factory=list)
+    flagged: list[Flagged] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The report as a JSON-ready dict."""
+    def as_dict(self) -> dict[str, object]:
+        """The report as a JSON-ready dict (keys of `esms tick --json`)."""
         return {
             "at": self.at.isoformat(),
             "due": self.due,
-            "transitions": self.transitions,
-            "reminders": self.reminders,
-            "flagged": self.flagged,
-            "skipped": self.skipped,
+            "transitions": [asdict(t) for t in self.transitions],
+            "reminders": [asdict(r) for r in self.reminders],
+            "flagged": [asdict(f) for f in self.flagged],
+            "skipped": [asdict(k) for k in self.skipped],
         }
 
 
@@ -104,7 +140,7 @@ def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
                         passed_over.add(project.id or 0)
                         # A driver error's own text, not the SQL statement around it.
                         cause = getattr(error, "orig", None) or error
-                        batch.skipped.append({"project": project.id, "error": " ".join(str(cause).split())[:300]})
+                        batch.skipped.append(Skipped(project.id or 0, " ".join(str(cause).split())[:300]))
         if not projects:
             return report
         report.due += len(projects)
@@ -114,13 +150,13 @@ def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
 def _merge_and_log(report: SweepReport, batch: SweepReport) -> None:
     # Logged once committed: a line in the log is a change in the database.
     for t in batch.transitions:
-        log.info("project %s %s -> %s (%s: %s passed)", t["project"], t["source"], t["dest"], t["event"], t["deadline"])
+        log.info("project %s %s -> %s (%s: %s passed)", t.project, t.source, t.dest, t.event, t.deadline)
     for r in batch.reminders:
-        log.info("project %s reminded of %s (%s days before)", r["project"], r["deadline"], r["days_before"])
+        log.info("project %s reminded of %s (%s days before)", r.project, r.deadline, r.days_before)
     for f in batch.flagged:
-        log.info("project %s still in %s after %s: flagged for the digest", f["project"], f["state"], f["deadline"])
+        log.info("project %s still in %s after %s: flagged for the digest", f.project, f.state, f.deadline)
     for k in batch.skipped:
-        log.warning("project %s skipped this pass, retried at the next: %s", k["project"], k["error"])
+        log.warning("project %s skipped this pass, retried at the next: %s", k.project, k.error)
     report.transitions += batch.transitions
     report.reminders += batch.reminders
     report.flagged += batch.flagged
@@ -145,22 +181,14 @@ def _sweep_project(workflow: Workflow, session: Session, project: Project, now: 
                 reason=f"{deadline.key} {day} passed (rule: {deadline.on_pass} after {deadline.key})",
             )
             report.transitions.append(
-                {
-                    "project": project_id,
-                    "event": change.event,
-                    "source": change.source,
-                    "dest": change.dest,
-                    "deadline": deadline.key,
-                }
+                Lapse(project_id, change.event, change.source or project.state, change.dest, deadline.key)
             )
             return
-        report.flagged.append({"project": project_id, "state": project.state, "deadline": deadline.key})
+        report.flagged.append(Flagged(project_id, project.state, deadline.key))
     else:
         reminder = latest_due_reminder(campaign, project.state, now)
         if reminder is not None and queue_reminder(session, project, campaign, reminder, now):
-            report.reminders.append(
-                {"project": project_id, "deadline": reminder.deadline.key, "days_before": reminder.days_before}
-            )
+            report.reminders.append(ReminderSent(project_id, reminder.deadline.key, reminder.days_before))
     session.execute(
         sa.update(Project)
         .execution_options(synchronize_session=False)

@@ -15,18 +15,18 @@ from states import lifecycle
 from tests.conftest import Cli
 from workflow.campaigns import load_campaigns
 from workflow.db import make_engine
-from workflow.queries import history, list_projects, project_view
+from workflow.queries import HistoryRow, history, list_projects, project_view
 from workflow.schedule import reminders
 
 
-def expected_messages(rows: list[dict[str, object]]) -> Counter[str]:
+def expected_messages(rows: list[HistoryRow]) -> Counter[str]:
     """What the history calls for: one message per notifying event, one per released tranche."""
     expected: Counter[str] = Counter()
     for row in rows[1:]:  # the first row is the registration
-        if row["forced"]:
+        if row.forced:
             expected["forced"] += 1
             continue
-        for template in (m.template for m in lifecycle.EVENTS_BY_NAME[str(row["event"])].messages):
+        for template in (m.template for m in lifecycle.EVENTS_BY_NAME[row.event].messages):
             expected[template] += 1
     return expected
 
@@ -44,19 +44,20 @@ def test_each_owner_receives_exactly_what_the_history_calls_for(cli: Cli, tmp_pa
     engine = make_engine(f"sqlite:///{database}")
     campaigns = load_campaigns(config_dir)
     checked = 0
-    for row in list_projects(engine, None, None):
-        view = project_view(engine, campaigns, int(row["id"]), datetime(2023, 1, 1, tzinfo=UTC))
-        audit = history(engine, int(row["id"]))
+    for project in list_projects(engine, None, None):
+        assert project.id is not None
+        view = project_view(engine, campaigns, project.id, datetime(2023, 1, 1, tzinfo=UTC))
+        audit = history(engine, project.id)
         expected = expected_messages(audit)
-        expected["tranche_released"] = sum(1 for t in view["tranches"] if t["status"] == "released")
+        expected["tranche_released"] = sum(1 for t in view.tranches if t.released_at is not None)
         # Reminders: every offset whose instant fell while the project waited in a reminded state.
-        campaign = campaigns[str(row["campaign"])]
+        campaign = campaigns[project.campaign_id]
         for entered, left in zip(audit, [*audit[1:], None], strict=True):
-            start = datetime.fromisoformat(str(entered["at"]))
-            end = datetime.fromisoformat(str(left["at"])) if left else datetime.max.replace(tzinfo=start.tzinfo)
-            expected["reminder"] += sum(1 for r in reminders(campaign, str(entered["dest"])) if start < r.at <= end)
+            start = entered.at
+            end = left.at if left else datetime.max.replace(tzinfo=start.tzinfo)
+            expected["reminder"] += sum(1 for r in reminders(campaign, entered.dest) if start < r.at <= end)
         expected = +expected
-        assert received.get(view["owner"]["email"], Counter()) == expected, view["name"]
+        assert received.get(project.owner_email, Counter()) == expected, project.name
         checked += 1
     engine.dispose()
     assert checked == 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -179,12 +179,13 @@ def project_list(
 ) -> None:
     """List projects."""
     from workflow.campaigns import get_campaign
+    from workflow.cli.views import project_row
     from workflow.queries import list_projects
 
     runtime = _runtime(ctx)
     if campaign is not None:
         get_campaign(runtime.campaigns, campaign)
-    rows = list_projects(runtime.engine, campaign, state)
+    rows = [project_row(p) for p in list_projects(runtime.engine, campaign, state)]
     if as_json:
         print_json(rows)
     else:
@@ -196,13 +197,13 @@ def project_show(
     ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
 ) -> None:
     """Show a project: state, money, tranches and the next deadline."""
-    from workflow.cli.views import print_project
-    from workflow.queries import parse_project_id, project_view
+    from workflow.cli.views import parse_project_id, print_project, project_document
+    from workflow.queries import project_view
 
     runtime = _runtime(ctx)
     view = project_view(runtime.engine, runtime.campaigns, parse_project_id(project_id), runtime.clock.now())
     if as_json:
-        print_json(view)
+        print_json(project_document(view))
     else:
         print_project(view)
 
@@ -212,9 +213,10 @@ def project_history(
     ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
 ) -> None:
     """Show every change of a project: when, who, what and why."""
-    from workflow.queries import history, parse_project_id
+    from workflow.cli.views import history_document, parse_project_id
+    from workflow.queries import history
 
-    rows = history(_runtime(ctx).engine, parse_project_id(project_id))
+    rows = [history_document(row) for row in history(_runtime(ctx).engine, parse_project_id(project_id))]
     if as_json:
         print_json(rows)
     else:
@@ -236,8 +238,7 @@ def fire(
     as_json: JsonOption = False,
 ) -> None:
     """Fire a programme event on a project (e.g. `esms fire 3 select group=A`)."""
-    from workflow.cli.views import parse_params
-    from workflow.queries import parse_project_id
+    from workflow.cli.views import parse_params, parse_project_id
 
     runtime = _runtime(ctx)
     params = parse_params(args or [])
@@ -258,7 +259,7 @@ def force(
     as_json: JsonOption = False,
 ) -> None:
     """Move a project to STATE bypassing the guards; audited as forced, with the reason."""
-    from workflow.queries import parse_project_id
+    from workflow.cli.views import parse_project_id
 
     runtime = _runtime(ctx)
     change = runtime.workflow.force(
@@ -286,13 +287,13 @@ def funding(
     as_json: JsonOption = False,
 ) -> None:
     """Per campaign: envelope, committed, released per tranche, remaining."""
-    from workflow.cli.views import print_funding
+    from workflow.cli.views import funding_document, print_funding
     from workflow.queries import funding_report
 
     runtime = _runtime(ctx)
-    report: list[dict[str, Any]] = funding_report(runtime.engine, runtime.campaigns, campaign)
+    report = funding_report(runtime.engine, runtime.campaigns, campaign)
     if as_json:
-        print_json(report)
+        print_json([funding_document(f) for f in report])
     else:
         print_funding(report)
 
@@ -314,13 +315,13 @@ def tick(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print_json(document)
         return
     for t in report.transitions:
-        print(f"project {t['project']}: {t['source']} -> {t['dest']} ({t['event']}: {t['deadline']} passed)")
+        print(f"project {t.project}: {t.source} -> {t.dest} ({t.event}: {t.deadline} passed)")
     for r in report.reminders:
-        print(f"project {r['project']}: reminder queued ({r['deadline']}, {r['days_before']} days before)")
+        print(f"project {r.project}: reminder queued ({r.deadline}, {r.days_before} days before)")
     for f in report.flagged:
-        print(f"project {f['project']}: still in {f['state']} after {f['deadline']} (flagged for the digest)")
+        print(f"project {f.project}: still in {f.state} after {f.deadline} (flagged for the digest)")
     for s in report.skipped:
-        print(f"project {s['project']}: skipped, retried next pass ({s['error']})")
+        print(f"project {s.project}: skipped, retried next pass ({s.error})")
     print(
         f"{report.due} due; mail: {relay.sent} sent, {relay.partial} partial, {relay.retried} to retry, "
         f"{relay.dead} dead"
@@ -363,17 +364,15 @@ def daemon(
 def digest(ctx: typer.Context) -> None:
     """Queue today's digest for ESMS_ADMIN_EMAILS now (the daemon does it every morning)."""
     from states.errors import InvalidArgumentError
-    from workflow.db import transaction
-    from workflow.messages import queue_digest
+    from workflow.messages import queue_todays_digest
 
     runtime = _runtime(ctx)
     recipients = list(runtime.settings.mail.admin_emails)
     if not recipients:
         raise InvalidArgumentError("digest: set ESMS_ADMIN_EMAILS (comma-separated) first")
-    now = runtime.clock.now()
-    day = now.astimezone(runtime.settings.timezone).date()
-    with transaction(runtime.engine) as session:
-        queued = queue_digest(session, runtime.campaigns, recipients, day, now, runtime.settings.timezone)
+    day, queued = queue_todays_digest(
+        runtime.engine, runtime.campaigns, recipients, runtime.clock.now(), runtime.settings.timezone
+    )
     print(f"digest of {day.isoformat()} {'queued' if queued else 'was already queued'}")
 
 
@@ -422,10 +421,12 @@ def outbox_retry(
     """Make a dead message (or every one, with --dead) due again now."""
     from notifications.outbox import retry
     from states.errors import InvalidArgumentError
-    from workflow.queries import MAX_ID
+    from workflow.cli.views import parse_id
 
-    if message_id is not None and not (message_id.isascii() and message_id.isdigit() and int(message_id) <= MAX_ID):
+    if message_id is not None and parse_id(message_id) is None:
         raise InvalidArgumentError(f"outbox retry: {message_id!r} is not a message id")
+    if message_id is None and not dead:
+        raise InvalidArgumentError("outbox retry: give a message ID or --dead")
     runtime = _runtime(ctx)
     count = retry(runtime.engine, runtime.clock.now(), int(message_id) if message_id else None, dead=dead)
     print(f"{count} message(s) due again")
@@ -463,7 +464,7 @@ def audit_verify(
     """Name every audit row edited or deleted behind the engine's back (exit 5 when any)."""
     from states.errors import IntegrityCheckError
     from workflow.audit import describe, verify
-    from workflow.queries import parse_project_id
+    from workflow.cli.views import parse_project_id
 
     checked, problems = verify(_runtime(ctx).engine, parse_project_id(project) if project else None)
     if as_json:

@@ -16,13 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run `esms` with `argv` (default: the process arguments) and return the exit code."""
     import typer
 
-    from states.errors import EsmsError
+    from states.errors import EsmsError, InvalidFieldError
     from workflow.cli.app import app
 
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="esms", standalone_mode=False)
+    except InvalidFieldError as error:
+        # The engine names the field; on the command line it is the option of the same name.
+        return _fail(error.phrase("--" + error.field.replace("_", "-")), error.exit_code)
     except EsmsError as error:
         return _fail(str(error), error.exit_code)
     except (typer.Exit, typer.Abort) as stop:

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from notifications.formatting import format_euros_fr
-from states.errors import InvalidArgumentError
+from states import lifecycle
+from states.errors import InvalidArgumentError, UnknownProjectError
 from states.money import format_cents
 from workflow.campaigns import Campaign
+from workflow.models import Project
+from workflow.queries import CampaignFunding, HistoryRow, ProjectView
 
 if TYPE_CHECKING:
     from workflow.change import Change
 
 MAX_PARAM_VALUE = 1000
+#: Ids are 32-bit integers in the database (PostgreSQL's `integer`).
+MAX_ID = 2**31 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """Parse an id as typed on the command line: ASCII digits within the database's range, else None."""
+    # "²" and "١" are digits to Python: only ASCII ones are ids.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+def parse_project_id(text: str) -> int:
+    """Parse a project id as typed on the command line; anything else is an unknown project."""
+    project_id = parse_id(text)
+    if project_id is None:
+        raise UnknownProjectError(text)
+    return project_id
+
+
+def iso(moment: datetime | None) -> str | None:
+    """An instant as ISO-8601 UTC for JSON, or None."""
+    return moment.isoformat() if moment is not None else None
 
 
 def parse_params(args: list[str]) -> dict[str, str]:
@@ -112,44 +138,138 @@ def print_mapping(document: dict[str, Any], indent: str = "") -> None:
             print(f"{indent}{key}: {'-' if value is None else value}")
 
 
-def print_project(view: dict[str, Any]) -> None:
+def project_document(view: ProjectView) -> dict[str, Any]:
+    """A project as the JSON of `esms project show --json`."""
+    project = view.project
+    deadline = view.next_deadline
+    return {
+        "id": project.id,
+        "name": project.name,
+        "campaign": project.campaign_id,
+        "kind": project.kind,
+        "state": project.state,
+        "state_label": lifecycle.STATE_LABELS[project.state],
+        "selection_group": project.selection_group,
+        "owner": {"name": project.owner_name, "email": project.owner_email},
+        "esms": project.esms_count,
+        "small_esms": project.small_esms_count,
+        "services_socles": [s for s in project.services_socles.split(",") if s],
+        "total_eur": format_cents(project.total_cents),
+        "tranches": [
+            {
+                "number": t.number,
+                "percent": t.percent,
+                "amount_eur": format_cents(t.amount_cents),
+                "status": "released" if t.released_at else "pending",
+                "released_at": iso(t.released_at),
+            }
+            for t in view.tranches
+        ],
+        "released_eur": format_cents(view.released_cents),
+        "needs_reference": project.needs_reference,
+        "vendor": project.vendor,
+        "configuration_invoice": project.configuration_invoice,
+        "rollout_invoice": project.rollout_invoice,
+        "withdrawal_reason": project.withdrawal_reason,
+        "next_deadline": (
+            {"name": deadline.name, "date": deadline.day, "at": iso(deadline.at), "passed": deadline.passed}
+            if deadline
+            else None
+        ),
+        "version": project.version,
+        "created_at": iso(project.created_at),
+        "updated_at": iso(project.updated_at),
+    }
+
+
+def project_row(project: Project) -> dict[str, Any]:
+    """A project as one item of `esms project list --json`."""
+    return {
+        "id": project.id,
+        "name": project.name,
+        "campaign": project.campaign_id,
+        "kind": project.kind,
+        "state": project.state,
+        "selection_group": project.selection_group,
+        "total_eur": format_cents(project.total_cents),
+    }
+
+
+def history_document(row: HistoryRow) -> dict[str, Any]:
+    """One change as an item of `esms project history --json`."""
+    return {
+        "seq": row.seq,
+        "at": iso(row.at),
+        "recorded_at": iso(row.recorded_at),
+        "event": row.event,
+        "source": row.source,
+        "dest": row.dest,
+        "actor": row.actor,
+        "reason": row.reason,
+        "forced": row.forced,
+        "params": row.params,
+    }
+
+
+def funding_document(funding: CampaignFunding) -> dict[str, Any]:
+    """One campaign's money as an item of `esms funding --json`."""
+    return {
+        "campaign": funding.campaign.id,
+        "name": funding.campaign.name,
+        "envelope_eur": format_cents(funding.campaign.envelope_cents),
+        "committed_eur": format_cents(funding.committed_cents),
+        "committed_projects": funding.committed_projects,
+        "released": [
+            {
+                "number": t.number,
+                "percent": str(t.percent),
+                "amount_eur": format_cents(t.amount_cents),
+                "projects": t.projects,
+            }
+            for t in funding.released
+        ],
+        "released_eur": format_cents(funding.released_cents),
+        "remaining_eur": format_cents(funding.remaining_cents),
+    }
+
+
+def print_project(view: ProjectView) -> None:
     """Print a project for people."""
-    print(f"project {view['id']}: {view['name']}")
+    project = view.project
+    print(f"project {project.id}: {project.name}")
     print(
-        f"  campaign:   {view['campaign']}   kind: {view['kind']}   ESMS: {view['esms']} ({view['small_esms']} small)"
+        f"  campaign:   {project.campaign_id}   kind: {project.kind}   ESMS: {project.esms_count} "
+        f"({project.small_esms_count} small)"
     )
-    group = f" (group {view['selection_group']})" if view["selection_group"] else ""
-    print(f"  state:      {view['state']} — {view['state_label']}{group}")
-    print(f"  owner:      {view['owner']['name']} <{view['owner']['email']}>")
-    print(f"  total:      {_fr(view['total_eur'])}   released: {_fr(view['released_eur'])}")
-    for tranche in view["tranches"]:
-        when = f" on {tranche['released_at']}" if tranche["released_at"] else ""
+    group = f" (group {project.selection_group})" if project.selection_group else ""
+    print(f"  state:      {project.state} — {lifecycle.STATE_LABELS[project.state]}{group}")
+    print(f"  owner:      {project.owner_name} <{project.owner_email}>")
+    print(f"  total:      {format_euros_fr(project.total_cents)}   released: {format_euros_fr(view.released_cents)}")
+    for tranche in view.tranches:
+        status = "released" if tranche.released_at else "pending"
+        when = f" on {iso(tranche.released_at)}" if tranche.released_at else ""
         print(
-            f"  tranche {tranche['number']}: {tranche['percent']:>3} %  {_fr(tranche['amount_eur']):>16}  "
-            f"{tranche['status']}{when}"
+            f"  tranche {tranche.number}: {tranche.percent:>3} %  {format_euros_fr(tranche.amount_cents):>16}  "
+            f"{status}{when}"
         )
-    deadline = view["next_deadline"]
+    deadline = view.next_deadline
     if deadline:
-        passed = " (passed)" if deadline["passed"] else ""
-        print(f"  next deadline: {deadline['name']} {deadline['date']} (until {deadline['at']}){passed}")
+        passed = " (passed)" if deadline.passed else ""
+        print(f"  next deadline: {deadline.name} {deadline.day} (until {iso(deadline.at)}){passed}")
     else:
         print("  next deadline: none")
 
 
-def print_funding(report: list[dict[str, Any]]) -> None:
+def print_funding(report: list[CampaignFunding]) -> None:
     """Print the funding report for people."""
-    for campaign in report:
-        print(f"{campaign['campaign']} — {campaign['name']}")
-        print(f"  envelope:  {_fr(campaign['envelope_eur']):>20}")
-        print(f"  committed: {_fr(campaign['committed_eur']):>20}  ({campaign['committed_projects']} projects)")
-        for tranche in campaign["released"]:
+    for funding in report:
+        print(f"{funding.campaign.id} — {funding.campaign.name}")
+        print(f"  envelope:  {format_euros_fr(funding.campaign.envelope_cents):>20}")
+        print(f"  committed: {format_euros_fr(funding.committed_cents):>20}  ({funding.committed_projects} projects)")
+        for tranche in funding.released:
             print(
-                f"  released, tranche {tranche['number']} ({tranche['percent']} %): "
-                f"{_fr(tranche['amount_eur']):>16}  ({tranche['projects']} projects)"
+                f"  released, tranche {tranche.number} ({tranche.percent} %): "
+                f"{format_euros_fr(tranche.amount_cents):>16}  ({tranche.projects} projects)"
             )
-        print(f"  released:  {_fr(campaign['released_eur']):>20}")
-        print(f"  remaining: {_fr(campaign['remaining_eur']):>20}")
-
-
-def _fr(euros: str) -> str:
-    return format_euros_fr(int(Decimal(euros) * 100))
+        print(f"  released:  {format_euros_fr(funding.released_cents):>20}")
+        print(f"  remaining: {format_euros_fr(funding.remaining_cents):>20}")
