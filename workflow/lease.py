@@ -49,10 +49,3 @@ def release(engine: Engine, holder: str, name: str = SCHEDULER_LEASE) -> None:
     """Give the lease up (on a clean exit), so that a standby takes over at once."""
     with translate_errors(), Session(engine) as session, session.begin():
         session.execute(sa.delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder))
-
-
-def holder_of(engine: Engine, now: datetime, name: str = SCHEDULER_LEASE) -> str | None:
-    """Who holds a live lease, if anyone."""
-    with translate_errors(), Session(engine) as session:
-        lease = session.get(Lease, name)
-        return lease.holder if lease is not None and lease.expires_at > now else None
