@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PlainValidator, ValidationError, ValidationInfo
+from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from notifications.settings import TLS_MODES, MailSettings
@@ -77,7 +77,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else Path(env.get("ESMS_CONFIG_DIR") or SHIPPED_CONFIG_DIR) / "settings.toml"
     )
     file_values = _read_settings_file(path) if settings_file or path.is_file() else {}
-    # The environment wins over the file, as pydantic-settings' own sources would order them.
+    # The environment wins over the file. The sources are called here rather than by `_Values()`, since
+    # pydantic-settings chooses them per class, and the environment is a given mapping (a test, a child process).
     values = {**file_values, **_EnvironmentSource(_Values, env)()}
     try:
         read = _Values.model_validate(values)
@@ -153,8 +154,8 @@ def _time_of_day(value: str, info: ValidationInfo) -> time:
         raise problem(f"{_variable(info)}: {value!r} is not a time of day such as 08:00") from None
 
 
-def _seconds(minimum: float) -> PlainValidator:
-    return PlainValidator(lambda value, info: _number(value, info, minimum))
+def _seconds(minimum: float, maximum: float | None = None) -> PlainValidator:
+    return PlainValidator(lambda value, info: _number(value, info, minimum, maximum))
 
 
 def _count() -> PlainValidator:
@@ -180,9 +181,7 @@ class _Values(BaseSettings):
     mail_dir: str | None = None
     admin_emails: str | None = None  # comma-separated
     mail_max_attempts: Annotated[int, _count()] = 48
-    sweep_interval: Annotated[
-        float, PlainValidator(lambda value, info: _number(value, info, SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX))
-    ] = 60.0
+    sweep_interval: Annotated[float, _seconds(SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)] = 60.0
     digest_time: Annotated[time, PlainValidator(_time_of_day)] = time(8, 0)
 
 
@@ -209,26 +208,9 @@ def _file_value(value: object) -> str:
     return str(value)
 
 
-FileValue = Annotated[str | None, PlainValidator(_file_value)]
-
-
-class _SettingsFile(StrictModel):
-    database_url: FileValue = None
-    config_dir: FileValue = None
-    data_dir: FileValue = None
-    timezone: FileValue = None
-    smtp_host: FileValue = None
-    smtp_tls: FileValue = None
-    smtp_port: FileValue = None
-    smtp_username: FileValue = None
-    smtp_password: FileValue = Field(default=None, repr=False)
-    smtp_timeout: FileValue = None
-    mail_from: FileValue = None
-    mail_dir: FileValue = None
-    admin_emails: FileValue = None
-    mail_max_attempts: FileValue = None
-    sweep_interval: FileValue = None
-    digest_time: FileValue = None
+_FILE_FIELDS: dict[str, Any] = {key: (Annotated[str | None, PlainValidator(_file_value)], None) for key in FILE_KEYS}
+#: The settings file's schema: each key of `FILE_KEYS`, optional, a string or a number.
+_SettingsFile = create_model("_SettingsFile", __base__=StrictModel, **_FILE_FIELDS)
 
 
 def _read_settings_file(path: Path) -> dict[str, Any]:

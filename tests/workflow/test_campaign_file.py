@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -429,3 +430,68 @@ def test_missing_file_is_refused_naming_it(tmp_path: Path) -> None:
     with pytest.raises(MalformedFileError) as caught:
         load_campaign(path)
     assert_names(caught.value, path, None)
+
+
+# --- which fault is named first -----------------------------------------------------------------------------
+
+
+def test_of_several_unknown_keys_the_first_in_sorted_order_is_named(tmp_path: Path) -> None:
+    text = edited('region = "Hauts-de-France"', 'region = "Hauts-de-France"\nzone = 1\nbudget = 1')
+    error, path = refusal(tmp_path, text)
+    assert_names(error, path, "budget")
+
+
+def test_a_fault_of_a_known_key_is_named_before_an_unknown_key(tmp_path: Path) -> None:
+    text = edited('region = "Hauts-de-France"', 'region = "Hauts-de-France"\nbudget = 1')
+    error, path = refusal(tmp_path, text.replace("min_esms = 15", "min_esms = 0"))
+    assert_names(error, path, "eligibility.min_esms")
+    assert error.problem == "0 is out of range (1 to 100000)"
+
+
+def test_faults_are_named_in_reading_order(tmp_path: Path) -> None:
+    text = edited("min_esms = 15", "min_esms = 0").replace("opens = 2021-02-15", 'opens = "2021-02-15"')
+    error, path = refusal(tmp_path, text)
+    assert_names(error, path, "calendar.opens")
+
+
+# --- the exact words ----------------------------------------------------------------------------------------
+
+
+def test_usage_criteria_that_are_not_tables_are_refused_in_words(tmp_path: Path) -> None:
+    text = HDF_TEXT.split("[[usage_criteria]]")[0].replace(
+        'region = "Hauts-de-France"', 'region = "Hauts-de-France"\nusage_criteria = [1]'
+    )
+    error, path = refusal(tmp_path, text)
+    assert_names(error, path, "usage_criteria")
+    assert error.problem == "must be an array of tables ([[usage_criteria]])"
+
+
+def test_calendar_given_as_a_string_is_refused_in_words(tmp_path: Path) -> None:
+    # The [calendar] table and its keys, up to the next table, become one top-level string.
+    text = re.sub(r"\[calendar\][^\[]*", 'calendar = "2021"\n', HDF_TEXT)
+    error, path = refusal(tmp_path, text)
+    assert_names(error, path, "calendar")
+    assert error.problem == "must be a table, not a string"
+
+
+def test_reminder_day_given_as_string_names_its_index(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited("days_before = [14, 7, 1]", 'days_before = [14, "7"]'))
+    assert_names(error, path, "reminders.days_before[1]")
+    assert error.problem == "must be int, not a string"
+
+
+def test_reminder_time_that_is_not_a_time_is_refused(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited("days_before = [14, 7, 1]", 'days_before = [14, 7, 1]\nsend_at = "8h"'))
+    assert_names(error, path, "reminders.send_at")
+    assert error.problem == "'8h' is not a time of day such as \"08:00\""
+
+
+def test_reminder_time_is_read_in_local_time(tmp_path: Path) -> None:
+    campaign = load_edited(tmp_path, "days_before = [14, 7, 1]", 'days_before = [14, 7, 1]\nsend_at = "09:30"')
+    assert campaign.reminder_at("application_deadline", 1) == datetime(2021, 3, 30, 7, 30, tzinfo=UTC)
+
+
+def test_text_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited('region = "Hauts-de-France"', 'region = "Hauts-de-\\nFrance"'))
+    assert_names(error, path, "region")
+    assert error.problem == "must not contain control characters (line breaks, NUL, escapes)"

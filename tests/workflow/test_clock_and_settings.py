@@ -10,7 +10,7 @@ import pytest
 
 from states.errors import InvalidArgumentError, MalformedFileError
 from workflow.clock import SimulatedClock, parse_instant
-from workflow.settings import load_settings
+from workflow.settings import FILE_KEYS, SWEEP_INTERVAL_MAX, SWEEP_INTERVAL_MIN, load_settings
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -64,4 +64,54 @@ def test_unknown_key_in_settings_file_is_refused(tmp_path: Path) -> None:
     settings_file = tmp_path / "settings.toml"
     settings_file.write_text('databse_url = "x"\n')
     with pytest.raises(MalformedFileError, match="databse_url: unknown key"):
+        load_settings({"ESMS_SETTINGS_FILE": str(settings_file)})
+
+
+@pytest.mark.parametrize("interval", [str(SWEEP_INTERVAL_MIN), str(SWEEP_INTERVAL_MAX), "60"])
+def test_sweep_interval_within_its_bounds_is_accepted(tmp_path: Path, interval: str) -> None:
+    settings = load_settings({"HOME": str(tmp_path), "ESMS_SWEEP_INTERVAL": interval})
+    assert settings.sweep_interval == float(interval)
+
+
+@pytest.mark.parametrize("interval", ["0.05", "86400.5", "1e9", "nan"])
+def test_sweep_interval_out_of_its_bounds_is_refused_naming_the_variable(tmp_path: Path, interval: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        load_settings({"HOME": str(tmp_path), "ESMS_SWEEP_INTERVAL": interval})
+    assert str(caught.value) == f"ESMS_SWEEP_INTERVAL: {interval} is not between 0.1 and 86400 seconds"
+
+
+def test_bad_value_in_the_settings_file_is_named_by_its_variable(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text('smtp_tls = "ssl"\n')
+    with pytest.raises(InvalidArgumentError, match="ESMS_SMTP_TLS: 'ssl' is not one of none, starttls, tls"):
+        load_settings({"ESMS_SETTINGS_FILE": str(settings_file), "HOME": str(tmp_path)})
+
+
+def test_boolean_in_the_settings_file_is_refused(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text("smtp_port = true\n")
+    with pytest.raises(MalformedFileError, match="smtp_port: must be a string or a number"):
+        load_settings({"ESMS_SETTINGS_FILE": str(settings_file)})
+
+
+def test_empty_variable_leaves_the_settings_file_value(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text('smtp_tls = "starttls"\nsmtp_timeout = 5\n')
+    env = {"ESMS_SETTINGS_FILE": str(settings_file), "HOME": str(tmp_path), "ESMS_SMTP_TLS": ""}
+    settings = load_settings(env)
+    assert settings.mail.smtp_tls == "starttls"
+    assert settings.mail.smtp_port == 587
+    assert settings.mail.smtp_timeout == 5
+
+
+def test_lower_case_variable_is_not_a_setting(tmp_path: Path) -> None:
+    settings = load_settings({"HOME": str(tmp_path), "esms_database_url": "postgresql://db/esms"})
+    assert settings.database_url.startswith("sqlite:///")
+
+
+def test_every_settings_file_key_has_its_variable(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text("".join(f'{key} = "x"\n' for key in FILE_KEYS))
+    # Each key is known (no "unknown key"); the first value that cannot be "x" names its variable.
+    with pytest.raises(InvalidArgumentError, match="ESMS_TIMEZONE"):
         load_settings({"ESMS_SETTINGS_FILE": str(settings_file)})

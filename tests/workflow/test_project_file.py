@@ -274,3 +274,43 @@ def test_non_utf8_project_file_is_refused_naming_it(tmp_path: Path) -> None:
         load_project_file(path)
     assert str(path) in str(caught.value)
     assert "UTF-8" in caught.value.problem
+
+
+def test_organisation_that_is_not_a_table_is_refused_in_words(tmp_path: Path) -> None:
+    header = SAMPLE_TEXT.split("[[organisations]]")[0]
+    text = header.replace('kind = "acquisition"', 'kind = "acquisition"\norganisations = ["Les Tilleuls"]')
+    error, path = refusal(tmp_path, text)
+    assert_names(error, path, "organisations")
+    assert error.problem == "must be an array of tables ([[organisations]])"
+
+
+def test_esms_that_are_not_tables_are_refused_naming_the_organisation(tmp_path: Path) -> None:
+    header = SAMPLE_TEXT.split("[[organisations]]")[0]
+    text = header + '[[organisations]]\nname = "Les Tilleuls"\nfiness = "590000001"\nesms = 3\n'
+    error, path = refusal(tmp_path, text)
+    assert_names(error, path, "organisations[0].esms")
+    assert error.problem == "must be an array of tables ([[organisations[0].esms]])"
+
+
+def test_missing_esms_name_is_refused_naming_its_place(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited('finess = "590100002"\nname = "EHPAD site 1"\n', 'finess = "590100002"\n'))
+    assert_names(error, path, "organisations[0].esms[0].name")
+    assert error.problem == "missing"
+
+
+def test_category_longer_than_64_characters_is_refused(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited('category = "IME"\nsmall = true', f'category = "{"I" * 65}"\nsmall = true'))
+    assert_names(error, path, "organisations[0].esms[1].category")
+    assert error.problem == "longer than 64 characters"
+
+
+def test_owner_email_given_as_integer_is_refused(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited('email = "dui@tilleuls.example"', "email = 42"))
+    assert_names(error, path, "owner.email")
+    assert error.problem == "must be a string"
+
+
+def test_service_socle_given_as_integer_names_its_index(tmp_path: Path) -> None:
+    error, path = refusal(tmp_path, edited('services_socles = ["mssante", "dmp"]', 'services_socles = ["dmp", 3]'))
+    assert_names(error, path, "services_socles[1]")
+    assert error.problem == "must be str, not an integer"
