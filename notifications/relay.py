@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,8 +51,6 @@ CLAIM_PERIOD: Final = timedelta(minutes=5)
 #: Retry backoff: 30 s, doubled each attempt, capped at 1 h, ±20 % jitter (so a day-long outage is survived).
 BACKOFF_BASE: Final = timedelta(seconds=30)
 BACKOFF_CAP: Final = timedelta(hours=1)
-#: Test-only fault injection: exit abruptly after this many sends, before marking (the duplicate window).
-CRASH_AFTER_SEND_VAR: Final = "ESMS_FAULT_EXIT_AFTER_SEND"
 
 
 @dataclass
@@ -170,7 +167,6 @@ async def _send_all(
     rng: random.Random,
     report: RelayReport,
 ) -> None:
-    crash_after = int(os.environ.get(CRASH_AFTER_SEND_VAR, "0") or 0)
     try:
         async with transport:
             for index, message in enumerate(messages):
@@ -184,8 +180,6 @@ async def _send_all(
                         _release(engine, clock, messages[index + 1 :])
                         return
                     continue
-                if crash_after and index + 1 >= crash_after:
-                    os._exit(137)  # test-only: die between sending and marking
                 _mark_sent(engine, clock, message, delivered, report)
     except DeliveryError as error:  # could not even connect: every claimed message had an attempt
         for message in messages:

@@ -8,11 +8,16 @@ password never printed, and the `.eml` files written when no SMTP host is set.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -88,6 +93,11 @@ class RecordingHandler:
         self.sessions = 0
         self.refuse: set[str] = set()
         self.temporary: str | None = None  # "mail", "rcpt" or "data": answer 451 there
+        # Fault injection from the server's side: with `hold`, the first message is kept and its DATA left
+        # unanswered until `released` is set; `holding` tells the test that the server has the message.
+        self.hold = False
+        self.holding = threading.Event()
+        self.released = threading.Event()
         self._lock = threading.Lock()
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> Any:  # noqa: N802
@@ -127,6 +137,13 @@ class RecordingHandler:
         content = envelope.content if isinstance(envelope.content, bytes) else envelope.content.encode()
         with self._lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), content, session.peer))
+            hold = self.hold and not self.holding.is_set()
+            if hold:
+                self.holding.set()
+        if hold:
+            # The message is in the server's hands but the relay has no answer yet: the relay has sent it and
+            # cannot have marked it. Wait in a thread, so that the server's event loop keeps serving.
+            await asyncio.to_thread(self.released.wait, 60)
         return "250 Message accepted for delivery"
 
     def by_message_id(self) -> Counter[str]:
@@ -198,7 +215,7 @@ class World:
         self.add("Grappe de l'Avesnois", REMINDED_OWNER)
         self.clock.set(paris(2021, 3, 24, 9))
         report = sweep(self.workflow)  # the 7-day reminder of the 31/03 application deadline
-        assert [r["days_before"] for r in report.reminders] == [7]
+        assert [r.days_before for r in report.reminders] == [7]
         self.clock.set(paris(2021, 4, 2, 10))
         self.workflow.fire(hainaut, "select", {"group": "A"}, "test")  # selection_result
         self.clock.set(paris(2021, 5, 3, 10))
@@ -561,16 +578,31 @@ def test_a_relay_killed_after_sending_resends_that_message_once_with_the_same_me
     cli: Cli, tmp_path: Path, smtp: SmtpServer
 ) -> None:
     queue_through_cli(cli, tmp_path)
-    smtp_env(cli, smtp.port, ESMS_FAULT_EXIT_AFTER_SEND="1")
+    smtp_env(cli, smtp.port)
+    smtp.handler.hold = True
     engine = make_engine(cli.env["ESMS_DATABASE_URL"])
     try:
         count = len(outbox_rows(engine))
         assert count == 4
         killed_at = datetime.fromisoformat("2021-06-01T12:00:00+02:00")
 
-        killed = cli.subprocess("outbox", "send", now=killed_at.isoformat())
+        relay = subprocess.Popen(
+            [sys.executable, "-m", "workflow.cli.main", "--now", killed_at.isoformat(), "outbox", "send"],
+            env={**os.environ, **cli.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert smtp.handler.holding.wait(60), "the relay never handed a message over"
+            relay.send_signal(signal.SIGKILL)  # the server has the first message; the relay has marked nothing
+            _, stderr = relay.communicate(timeout=30)
+        finally:
+            if relay.poll() is None:
+                relay.kill()
+                relay.wait(30)
+            smtp.handler.released.set()
 
-        assert killed.code == 137, killed.err
+        assert relay.returncode == -signal.SIGKILL, stderr.decode(errors="replace")
         assert len(smtp.handler.received) == 1
         first = smtp.handler.received[0]
         first_id = int(str(first.message["X-ESMS-Outbox-Id"]))
@@ -580,7 +612,6 @@ def test_a_relay_killed_after_sending_resends_that_message_once_with_the_same_me
             assert (row.status, row.attempts, row.sent_at) == ("pending", 0, None)
             assert row.next_attempt_at == killed_at + CLAIM_PERIOD
 
-        del cli.env["ESMS_FAULT_EXIT_AFTER_SEND"]
         early = cli.ok("outbox", "send", "--json", now="2021-06-01T12:04:59+02:00")
         assert early.json()["sent"] == 0, "still claimed by the dead relay"
         resent = cli.subprocess("outbox", "send", "--json", now="2021-06-01T12:05:01+02:00")
