@@ -201,7 +201,7 @@ def test_forced_transition_during_a_sweep_gets_a_clear_conflict_and_changes_noth
     events = [h["event"] for h in cli.ok("project", "history", "1", "--json").json()]
     if database_url.startswith("postgresql"):
         # The sweep holds the row lock: the operator waits, then finds the project changed.
-        assert report.transitions and report.transitions[0]["dest"] == "lapsed"
+        assert report.transitions and report.transitions[0].dest == "lapsed"
         assert isinstance(outcome["force"], ConflictError), outcome
         assert "another process" in str(outcome["force"])
         assert events == ["register", "lapse"]
