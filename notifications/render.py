@@ -22,13 +22,13 @@ from typing import Any, Final, TypeVar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, Undefined, select_autoescape
 
 from notifications.formatting import date_fr, euros, percent
-from states.lifecycle import Template
+from states import lifecycle
 
 TEMPLATES_DIR: Final = Path(__file__).resolve().parent / "templates"
 
 #: The messages that can be rendered (the life cycle declares them); files whose name starts with "_" are shared
 #: parts, not messages.
-TEMPLATES: Final[tuple[str, ...]] = tuple(Template)
+TEMPLATES: Final[tuple[str, ...]] = tuple(lifecycle.Template)
 
 #: The two kinds of project, as the e-mails name them.
 KIND_LABELS: Final[dict[str, str]] = {
