@@ -1,7 +1,8 @@
-"""Campaigns: one TOML file each under `<config dir>/campaigns/`, read strictly into frozen records.
+"""Campaigns: one TOML file each under `<config dir>/campaigns/`, validated by pydantic, kept as frozen records.
 
 A campaign is a call for projects with its own calendar, rates, minima, tranches and usage criteria; nothing of
-it is a constant in code. Calendar dates become instants here and only here, in the campaign's time zone.
+it is a constant in code. Calendar dates become instants here and only here, in the campaign's time zone. The
+file's schema is at the end of the module.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Project files (`esms project add FILE.toml`): one grappe's application, read strictly."""
+"""Project files (`esms project add FILE.toml`): one grappe's application, validated by a pydantic schema."""
 
 from __future__ import annotations
 
