@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from states.lifecycle import FINAL_STATES, OPEN_STATES, TRANCHE_MILESTONES, TRANSITIONS, EventName, State
 
-APPLICATION, WITHDRAWN = State.APPLICATION.value, State.WITHDRAWN.value
+APPLICATION, WITHDRAWN, RECOVERY = State.APPLICATION.value, State.WITHDRAWN.value, State.RECOVERY.value
 
 
 def mermaid() -> str:
@@ -17,11 +17,14 @@ def mermaid() -> str:
         label = transition.event + "".join(f" {k}={v}" for k, v in transition.when)
         if transition.event is EventName.LAPSE:  # fired by the sweep: say which deadline
             label += "".join(f" after {g.removesuffix('_passed')}" for g in transition.guards)
-        if transition.dest in tranche_at:
+        label += "".join(f" [{s.replace('_', ' ')}]" for s in transition.selectors)
+        if transition.dest in tranche_at and transition.event is not EventName.LAPSE:
             label += f" (tranche {tranche_at[transition.dest]})"
         for source in transition.sources:
             lines.append(f"    {source} --> {transition.dest}: {label}")
-    lines.append(f"    note right of {WITHDRAWN}: withdraw reason=… from any open state")
+    lines.append(
+        f"    note right of {WITHDRAWN}: withdraw reason=… from any open state; to {RECOVERY} when money was released"
+    )
     lines.append(f"    note left of {APPLICATION}: open states: {', '.join(OPEN_STATES)}")
     lines.extend(f"    {state} --> [*]" for state in FINAL_STATES)
     return "\n".join(lines) + "\n"

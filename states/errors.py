@@ -15,7 +15,12 @@
     │   ├── DeadlinePassedError
     │   ├── NotYetOpenError
     │   ├── IneligibleError
-    │   └── UsageCriteriaNotMetError
+    │   ├── UsageCriteriaNotMetError
+    │   ├── EsmsAlreadyFundedError     one ESMS, one funding
+    │   ├── EnvelopeExceededError      the envelope is a limit
+    │   ├── RecoveryAmountError        a repayment or waiver outside the balance owed
+    │   ├── ReleaseRefusedError        a release by two people that the rules refuse
+    │   └── ForcedMoveRefusedError     a forced move that would break a money rule
     ├── ConflictError              3   another process changed the project first; nothing was changed
     ├── OperationalError           4   the database or a server cannot be reached
     └── IntegrityCheckError        5   `esms check` or `esms audit verify` found a broken invariant
@@ -145,6 +150,26 @@ class IneligibleError(RuleRefusedError):
 
 class UsageCriteriaNotMetError(RuleRefusedError):
     """At least one usage criterion is not met."""
+
+
+class EsmsAlreadyFundedError(RuleRefusedError):
+    """An ESMS of the grappe already belongs to another live project."""
+
+
+class EnvelopeExceededError(RuleRefusedError):
+    """The campaign's selections would commit more than its envelope."""
+
+
+class RecoveryAmountError(RuleRefusedError):
+    """A repayment or a waiver is not within the balance owed."""
+
+
+class ReleaseRefusedError(RuleRefusedError):
+    """A tranche cannot be released: same person twice, milestone not reached, already released, or recovery."""
+
+
+class ForcedMoveRefusedError(RuleRefusedError):
+    """A forced move would break a money rule (money released to an end state, an ESMS or envelope rule)."""
 
 
 class ConflictError(EsmsError):

@@ -8,7 +8,7 @@ never enforced.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final, Protocol
@@ -16,12 +16,16 @@ from zoneinfo import ZoneInfo
 
 from states.errors import (
     DeadlinePassedError,
+    EnvelopeExceededError,
+    EsmsAlreadyFundedError,
     IneligibleError,
     InvalidArgumentError,
     NotYetOpenError,
+    RecoveryAmountError,
     UsageCriteriaNotMetError,
 )
 from states.grappe import EligibilityRules, Grappe, eligibility_problems
+from states.money import format_cents, parse_amount_param
 
 
 class Criterion(Protocol):
@@ -37,11 +41,15 @@ class Criterion(Protocol):
 
 
 class CampaignRules(Protocol):
-    """What the rules read of a campaign (`workflow.campaigns.Campaign` is one): its calendar and minima."""
+    """What the rules read of a campaign (`workflow.campaigns.Campaign` is one): its calendar, minima, envelope."""
 
     @property
     def id(self) -> str:
         """The campaign's id."""
+
+    @property
+    def envelope_cents(self) -> int:
+        """What its selections may commit at most."""
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -67,15 +75,64 @@ class CampaignRules(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Funds:
+    """A project's money as the rules see it, in cents."""
+
+    total_cents: int = 0
+    released_cents: int = 0
+    repaid_cents: int = 0
+    waived_cents: int = 0
+
+    @property
+    def balance_cents(self) -> int:
+        """What the project still owes back, once in recovery: released less repaid and waived."""
+        return self.released_cents - self.repaid_cents - self.waived_cents
+
+
+@dataclass(frozen=True, kw_only=True)
+class EsmsConflict:
+    """An ESMS of this grappe that another live project already holds."""
+
+    finess: str
+    project_id: int
+    campaign_id: str
+
+
+class Programme(Protocol):
+    """What the rules read across projects; the engine answers from the database, in the event's transaction."""
+
+    def committed_cents(self, campaign_id: str) -> int:
+        """What the campaign's other projects commit of its envelope."""
+
+    def esms_conflicts(self) -> Sequence[EsmsConflict]:
+        """The ESMS of this project's grappe that another live project holds."""
+
+
+class _NoProgramme:
+    """A programme with no other project (unit tests of guards that do not look across projects)."""
+
+    def committed_cents(self, campaign_id: str) -> int:
+        return 0
+
+    def esms_conflicts(self) -> Sequence[EsmsConflict]:
+        return ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class GuardContext:
-    """What a guard may look at: the event, the project's state and grappe, its campaign and the instant."""
+    """What a guard may look at: the event, the project's state, grappe and money, its campaign, the instant.
+
+    `grappe`, `funds` and `programme` are read only by the guards that need them.
+    """
 
     event: str
     state: str
     campaign: CampaignRules
-    grappe: Callable[[], Grappe]  # loaded only by the guards that need it (eligibility)
+    grappe: Callable[[], Grappe]
     now: datetime
     params: dict[str, str]
+    funds: Callable[[], Funds] = Funds
+    programme: Programme = field(default_factory=_NoProgramme)
 
     def local(self, moment: datetime) -> str:
         """Format an instant in the campaign's time zone, for messages."""
@@ -191,6 +248,62 @@ def measured_value(criterion: str, raw: str) -> Decimal:
     return value
 
 
+def esms_not_funded_elsewhere(ctx: GuardContext) -> None:
+    """One ESMS, one funding: no ESMS of the grappe belongs to another live project, in any campaign."""
+    conflicts = ctx.programme.esms_conflicts()
+    if conflicts:
+        first = conflicts[0]
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise EsmsAlreadyFundedError(
+            f"ESMS {first.finess} already belongs to project {first.project_id} of campaign {first.campaign_id}{more}",
+            rule="esms_not_funded_elsewhere",
+            event=ctx.event,
+            state=ctx.state,
+        )
+
+
+def fits_envelope(ctx: GuardContext) -> None:
+    """The envelope is a limit: what the campaign commits, with this project, stays within it."""
+    committed = ctx.programme.committed_cents(ctx.campaign.id)
+    total = ctx.funds().total_cents
+    if committed + total > ctx.campaign.envelope_cents:
+        raise EnvelopeExceededError(
+            f"envelope {format_cents(ctx.campaign.envelope_cents)} EUR of {ctx.campaign.id}: "
+            f"{format_cents(committed)} EUR committed, the project's {format_cents(total)} EUR would exceed it",
+            rule="fits_envelope",
+            event=ctx.event,
+            state=ctx.state,
+        )
+
+
+def amount_within_balance(ctx: GuardContext) -> None:
+    """A repayment or a waiver is more than zero and at most what is still owed."""
+    amount = parse_amount_param(ctx.event, "amount", ctx.params["amount"])
+    balance = ctx.funds().balance_cents
+    if not 0 < amount <= balance:
+        raise RecoveryAmountError(
+            f"amount {format_cents(amount)} EUR is not within the balance owed ({format_cents(balance)} EUR)",
+            rule="amount_within_balance",
+            event=ctx.event,
+            state=ctx.state,
+        )
+
+
+def _amount(ctx: GuardContext) -> int:
+    return parse_amount_param(ctx.event, "amount", ctx.params.get("amount", ""))
+
+
+Selector = Callable[[GuardContext], bool]
+
+#: Facts that choose among the arrows of one event, without refusing anything.
+SELECTORS: Final[dict[str, Selector]] = {
+    "money_released": lambda ctx: ctx.funds().released_cents > 0,
+    "nothing_released": lambda ctx: ctx.funds().released_cents == 0,
+    "settles_balance": lambda ctx: _amount(ctx) == ctx.funds().balance_cents,
+    "leaves_balance": lambda ctx: _amount(ctx) < ctx.funds().balance_cents,
+}
+
+
 GUARDS: Final[dict[str, Guard]] = {
     "call_is_open": not_before("opens", "call_is_open"),
     "on_or_before_application_deadline": on_or_before("application_deadline"),
@@ -202,4 +315,7 @@ GUARDS: Final[dict[str, Guard]] = {
     "agreement_deadline_passed": deadline_passed("agreement_deadline"),
     "eligible": eligible,
     "usage_criteria_met": usage_criteria_met,
+    "esms_not_funded_elsewhere": esms_not_funded_elsewhere,
+    "fits_envelope": fits_envelope,
+    "amount_within_balance": amount_within_balance,
 }

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from states.money import parse_amount_param
+
 # --- States -------------------------------------------------------------------------------------------------
 
 
@@ -33,6 +35,8 @@ class State(StrEnum):
     REJECTED = "rejected"
     LAPSED = "lapsed"
     WITHDRAWN = "withdrawn"
+    RECOVERY = "recovery"  # withdrawn or lapsed after money was released: the owner repays it
+    RECOVERED = "recovered"
 
 
 S = State  # short alias for the tables below
@@ -52,7 +56,11 @@ MAIN_LINE: Final[tuple[State, ...]] = (
 #: States a project can still leave by an event (a withdrawal, at least).
 OPEN_STATES: Final[tuple[State, ...]] = (*MAIN_LINE[:-1], S.WAITLISTED)
 #: Ends: no event leaves them; only a forced transition can.
-FINAL_STATES: Final[tuple[State, ...]] = (S.COMPLETED, S.REWORK, S.REJECTED, S.LAPSED, S.WITHDRAWN)
+FINAL_STATES: Final[tuple[State, ...]] = (S.COMPLETED, S.REWORK, S.REJECTED, S.LAPSED, S.WITHDRAWN, S.RECOVERED)
+#: Ends without money: a project there frees its ESMS (they may apply again), unless money was released to it.
+ENDS_WITHOUT_MONEY: Final[tuple[State, ...]] = (S.REWORK, S.REJECTED, S.WITHDRAWN, S.LAPSED)
+#: States a project owes back released money in (or has repaid it).
+RECOVERY_STATES: Final[tuple[State, ...]] = (S.RECOVERY, S.RECOVERED)
 STATES: Final[tuple[State, ...]] = tuple(State)
 
 #: French labels, for what users read.
@@ -71,6 +79,8 @@ STATE_LABELS: Final[dict[str, str]] = {
     S.REJECTED: "non recevable (groupe D)",
     S.LAPSED: "caduc",
     S.WITHDRAWN: "abandonné",
+    S.RECOVERY: "reversement",
+    S.RECOVERED: "reversement soldé",
 }
 
 
@@ -91,9 +101,12 @@ class EventName(StrEnum):
     VERIFY_USAGE = "verify_usage"
     WITHDRAW = "withdraw"
     LAPSE = "lapse"
-    # Audit rows only: a registration, and a move that bypassed the guards.
+    RECORD_REPAYMENT = "record_repayment"
+    WAIVE_RECOVERY = "waive_recovery"
+    # Audit rows only: a registration, a move that bypassed the guards, a tranche released on two people's word.
     REGISTER = "register"
     FORCE = "force"
+    RELEASE = "release"
 
 
 E = EventName
@@ -109,6 +122,9 @@ class Template(StrEnum):
     LAPSED = "lapsed"
     TRANCHE_RELEASED = "tranche_released"
     FORCED = "forced"
+    RECOVERY_DUE = "recovery_due"
+    REPAYMENT_RECORDED = "repayment_recorded"
+    RECOVERY_WAIVED = "recovery_waived"
     REMINDER = "reminder"
     DIGEST = "digest"
 
@@ -133,6 +149,8 @@ class Context(StrEnum):
     GROUP = "group"  # the selection group the change placed the project in
     REASON = "reason"  # the change's reason (a withdrawal's)
     MISSED_DEADLINE = "deadline"  # the deadline the project's previous state waited on (name, label, date)
+    RECOVERY = "recovery"  # the money owed back: released, repaid, waived, balance (in cents)
+    AMOUNT = "amount_cents"  # the amount the event carried (a repayment, a waiver), in cents
 
 
 CALENDAR_CONTEXT: Final[frozenset[Context]] = frozenset(
@@ -164,20 +182,32 @@ def message_key(
 TRANCHE_RELEASED_MESSAGE: Final = Message(template=Template.TRANCHE_RELEASED, key=MessageKey.PER_TRANCHE)
 #: Sent for every forced move, telling the owner the new state (the reason only when the operator shares it).
 FORCED_MESSAGE: Final = Message(template=Template.FORCED)
+#: Sent when a project enters recovery: the amount to repay and why.
+RECOVERY_DUE_MESSAGE: Final = Message(template=Template.RECOVERY_DUE, context=(Context.RECOVERY,))
+
+
+class ParamKind(StrEnum):
+    """How a parameter's value is read."""
+
+    TEXT = "text"
+    AMOUNT = "amount"  # euros, a plain ASCII decimal with at most two decimals, more than zero
 
 
 @dataclass(frozen=True, kw_only=True)
 class Param:
     """A `key=value` argument an event takes.
 
-    `choices` restricts the value; `records` names the project field the value is kept in; `is_reason` makes the
-    value the change's reason in the audit too (a withdrawal's reason).
+    `choices` restricts the value; `records` names the project field the value is kept in; `adds_to` names the
+    project field (in cents) an amount is added to; `is_reason` makes the value the change's reason in the audit
+    too (a withdrawal's reason).
     """
 
     name: str
     required: bool = True
+    kind: ParamKind = ParamKind.TEXT
     choices: tuple[str, ...] = ()
     records: str | None = None
+    adds_to: str | None = None
     is_reason: bool = False
 
 
@@ -185,14 +215,18 @@ class Param:
 class Arrow:
     """One way an event leaves `sources`: to `dest` when every guard passes.
 
-    `when` selects this arrow among several of the same event by a parameter's value (`select group=A`). Guards
-    are named; `states.guards.GUARDS` holds the rules.
+    Several arrows of one event are tried in order; `when` (a parameter's value, `select group=A`) and `selectors`
+    (named facts such as `money_released`, `states.guards.SELECTORS`) choose among them without refusing
+    anything. Guards are named rules (`states.guards.GUARDS`) that refuse the event when broken. `messages` are
+    sent besides the event's own when this arrow is taken.
     """
 
     sources: tuple[State, ...]
     dest: State
     guards: tuple[str, ...] = ()
     when: tuple[tuple[str, str], ...] = ()
+    selectors: tuple[str, ...] = ()
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,12 +254,41 @@ class Event:
         """The project fields this event records from its parameters."""
         return {p.records: params[p.name] for p in self.params if p.records and p.name in params}
 
+    @property
+    def commits(self) -> bool:
+        """Whether the event decides on the programme's money or ESMS (its firings are serialised)."""
+        return any(g in COMMITMENT_GUARDS for a in self.arrows for g in a.guards)
+
+    def amounts(self, params: dict[str, str]) -> dict[str, int]:
+        """The project fields (in cents) this event adds its amount parameters to."""
+        return {
+            p.adds_to: parse_amount_param(self.name, p.name, params[p.name])
+            for p in self.params
+            if p.adds_to and p.name in params
+        }
+
     def reason(self, params: dict[str, str]) -> str | None:
         """The change's reason carried by a parameter (a withdrawal's), if any."""
         return next((params.get(p.name) for p in self.params if p.is_reason), None)
 
 
 # --- Events ---------------------------------------------------------------------------------------------------
+
+#: Guards that read the programme's money or ESMS across projects.
+COMMITMENT_GUARDS: Final = frozenset({"esms_not_funded_elsewhere", "fits_envelope"})
+
+#: The states that wait on the agreement deadline.
+_AGREEMENT_WAIT: Final = (S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED)
+#: A repayment or a waiver: the balance reaching zero ends the recovery; the amount never exceeds the balance.
+_RECOVERY_ARROWS: Final = (
+    Arrow(
+        sources=(S.RECOVERY,),
+        dest=S.RECOVERED,
+        guards=("amount_within_balance",),
+        selectors=("settles_balance",),
+    ),
+    Arrow(sources=(S.RECOVERY,), dest=S.RECOVERY, guards=("amount_within_balance",), selectors=("leaves_balance",)),
+)
 
 EVENTS: Final[tuple[Event, ...]] = (
     Event(
@@ -235,7 +298,7 @@ EVENTS: Final[tuple[Event, ...]] = (
             Arrow(
                 sources=(S.APPLICATION,),
                 dest=S.SELECTION,
-                guards=("call_is_open", "on_or_before_application_deadline", "eligible"),
+                guards=("call_is_open", "on_or_before_application_deadline", "eligible", "esms_not_funded_elsewhere"),
             ),
         ),
         messages=(Message(template=Template.SUBMISSION_RECEIVED, context=(Context.SELECTION_DEADLINE,)),),
@@ -243,14 +306,27 @@ EVENTS: Final[tuple[Event, ...]] = (
     Event(
         name=E.SELECT,
         summary="the ARS places the application in group A, B, C or D",
-        arrows=tuple(
+        arrows=(
             Arrow(
                 sources=(S.SELECTION,),
-                dest=dest,
-                guards=("applications_closed", "on_or_before_selection_deadline"),
-                when=(("group", group),),
-            )
-            for group, dest in (("A", S.NEEDS_STATEMENT), ("B", S.WAITLISTED), ("C", S.REWORK), ("D", S.REJECTED))
+                dest=S.NEEDS_STATEMENT,
+                guards=(
+                    "applications_closed",
+                    "on_or_before_selection_deadline",
+                    "esms_not_funded_elsewhere",
+                    "fits_envelope",
+                ),
+                when=(("group", "A"),),
+            ),
+            *(
+                Arrow(
+                    sources=(S.SELECTION,),
+                    dest=dest,
+                    guards=("applications_closed", "on_or_before_selection_deadline"),
+                    when=(("group", group),),
+                )
+                for group, dest in (("B", S.WAITLISTED), ("C", S.REWORK), ("D", S.REJECTED))
+            ),
         ),
         params=(Param(name="group", choices=("A", "B", "C", "D"), records="selection_group"),),
         messages=(
@@ -263,7 +339,13 @@ EVENTS: Final[tuple[Event, ...]] = (
     Event(
         name=E.PROMOTE,
         summary="a waitlisted (group B) project takes a freed place",
-        arrows=(Arrow(sources=(S.WAITLISTED,), dest=S.NEEDS_STATEMENT, guards=("on_or_before_agreement_deadline",)),),
+        arrows=(
+            Arrow(
+                sources=(S.WAITLISTED,),
+                dest=S.NEEDS_STATEMENT,
+                guards=("on_or_before_agreement_deadline", "esms_not_funded_elsewhere", "fits_envelope"),
+            ),
+        ),
         messages=(Message(template=Template.PROMOTED, context=(Context.AGREEMENT_DEADLINE,)),),
     ),
     Event(
@@ -307,7 +389,15 @@ EVENTS: Final[tuple[Event, ...]] = (
     Event(
         name=E.WITHDRAW,
         summary="the owner gives up the project",
-        arrows=(Arrow(sources=OPEN_STATES, dest=S.WITHDRAWN),),
+        arrows=(
+            Arrow(
+                sources=OPEN_STATES,
+                dest=S.RECOVERY,
+                selectors=("money_released",),
+                messages=(RECOVERY_DUE_MESSAGE,),
+            ),
+            Arrow(sources=OPEN_STATES, dest=S.WITHDRAWN, selectors=("nothing_released",)),
+        ),
         params=(Param(name="reason", records="withdrawal_reason", is_reason=True),),
         messages=(Message(template=Template.WITHDRAWN, context=(Context.REASON,)),),
     ),
@@ -316,13 +406,42 @@ EVENTS: Final[tuple[Event, ...]] = (
         summary="a deadline passed before the project acted (fired by the scheduler's sweep)",
         arrows=(
             Arrow(sources=(S.APPLICATION,), dest=S.LAPSED, guards=("application_deadline_passed",)),
+            # A project moved back by hand after its first tranche may lapse with money released: it owes it back.
             Arrow(
-                sources=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED),
+                sources=_AGREEMENT_WAIT,
+                dest=S.RECOVERY,
+                guards=("agreement_deadline_passed",),
+                selectors=("money_released",),
+                messages=(RECOVERY_DUE_MESSAGE,),
+            ),
+            Arrow(
+                sources=_AGREEMENT_WAIT,
                 dest=S.LAPSED,
                 guards=("agreement_deadline_passed",),
+                selectors=("nothing_released",),
             ),
         ),
         messages=(Message(template=Template.LAPSED, key=MessageKey.PER_DEADLINE, context=(Context.MISSED_DEADLINE,)),),
+    ),
+    Event(
+        name=E.RECORD_REPAYMENT,
+        summary="the owner repaid part or all of the released money it owes",
+        arrows=_RECOVERY_ARROWS,
+        params=(
+            Param(name="amount", kind=ParamKind.AMOUNT, adds_to="repaid_cents"),
+            Param(name="reference", required=False),
+        ),
+        messages=(Message(template=Template.REPAYMENT_RECORDED, context=(Context.AMOUNT, Context.RECOVERY)),),
+    ),
+    Event(
+        name=E.WAIVE_RECOVERY,
+        summary="the programme decides not to claim part of the money owed",
+        arrows=_RECOVERY_ARROWS,
+        params=(
+            Param(name="amount", kind=ParamKind.AMOUNT, adds_to="waived_cents"),
+            Param(name="reason", is_reason=True),
+        ),
+        messages=(Message(template=Template.RECOVERY_WAIVED, context=(Context.AMOUNT, Context.RECOVERY)),),
     ),
 )
 EVENTS_BY_NAME: Final[dict[str, Event]] = {e.name: e for e in EVENTS}
@@ -337,20 +456,44 @@ class Transition:
     dest: State
     guards: tuple[str, ...] = ()
     when: tuple[tuple[str, str], ...] = ()
+    selectors: tuple[str, ...] = ()
+    messages: tuple[Message, ...] = ()
 
 
 TRANSITIONS: Final[tuple[Transition, ...]] = tuple(
-    Transition(event=e.name, sources=a.sources, dest=a.dest, guards=a.guards, when=a.when)
+    Transition(
+        event=e.name,
+        sources=a.sources,
+        dest=a.dest,
+        guards=a.guards,
+        when=a.when,
+        selectors=a.selectors,
+        messages=a.messages,
+    )
     for e in EVENTS
     for a in e.arrows
 )
+
+
+def declared_messages(event: str, source: str | None, dest: str) -> tuple[Message, ...]:
+    """The messages a change sends besides released tranches: the event's own, then the arrow's taken.
+
+    A forced move sends `FORCED_MESSAGE`; a registration and a release by two people send nothing of their own.
+    """
+    if event == E.FORCE:
+        return (FORCED_MESSAGE,)
+    spec = EVENTS_BY_NAME.get(event)
+    if spec is None:
+        return ()
+    arrow = next((t for t in TRANSITIONS if t.event == event and source in t.sources and t.dest == dest), None)
+    return spec.messages + (arrow.messages if arrow else ())
 
 
 # --- Money: the milestone of each tranche ----------------------------------------------------------------------
 
 #: Tranche number → the state whose reaching is its milestone (40 % at the agreement, 40 % at the end of
 #: configuration, 20 % once usage is verified): the `dest` of the event that releases it. A forced move releases
-#: every tranche whose milestone the target state has reached on the main line; a move backwards undoes nothing.
+#: nothing; `esms release` releases, on two people's word, a tranche whose milestone the project has reached.
 TRANCHE_MILESTONES: Final[dict[int, State]] = {
     e.releases: arrow.dest for e in EVENTS if e.releases is not None for arrow in e.arrows
 }
@@ -422,9 +565,12 @@ def tranches_reached(state: str) -> tuple[int, ...]:
     return tuple(n for n, milestone in sorted(TRANCHE_MILESTONES.items()) if MAIN_LINE.index(milestone) <= reached)
 
 
-def tranches_released_by(event: str, dest: str, *, forced: bool) -> tuple[int, ...]:
-    """The tranches a change releases: the event's own, or, for a forced move, every milestone `dest` reached."""
-    if forced:
-        return tranches_reached(dest)
+def tranches_released_by(event: str, params: dict[str, str]) -> tuple[int, ...]:
+    """The tranches a change releases: the event's own, or the one a release by two people names.
+
+    A forced move releases nothing: moving a state by hand is not evidence (`esms release` is the way).
+    """
+    if event == E.RELEASE:
+        return (int(params["tranche"]),)
     spec = EVENTS_BY_NAME.get(event)
     return (spec.releases,) if spec is not None and spec.releases is not None else ()

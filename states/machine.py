@@ -13,8 +13,9 @@ from typing import Any
 from transitions import Machine, MachineError
 
 from states.errors import EventNotAllowedError, InvalidArgumentError, UnknownEventError
-from states.guards import GUARDS, GuardContext
-from states.lifecycle import EVENTS_BY_NAME, STATES, TRANSITIONS, Transition
+from states.guards import GUARDS, SELECTORS, GuardContext
+from states.lifecycle import EVENTS_BY_NAME, STATES, TRANSITIONS, ParamKind, Transition
+from states.money import parse_amount_param
 
 
 @dataclass
@@ -48,11 +49,25 @@ def _when_condition(key: str, expected: str) -> Any:
     return condition
 
 
+def _selector_condition(name: str) -> Any:
+    selector = SELECTORS[name]
+
+    def condition(event_data: Any) -> bool:
+        model: ProjectModel = event_data.model
+        assert model.context is not None
+        return selector(model.context)
+
+    condition.__name__ = name
+    return condition
+
+
 def _as_transitions_spec(transition: Transition) -> dict[str, Any]:
     # Parameter-selected arrows are tested before the guards, so that `select group=B` is not refused by a rule
-    # of the `group=A` arrow.
+    # of the `group=A` arrow. Selectors come last: an arrow's rules refuse before a fact passes the event on to
+    # the next arrow (a repayment above the balance is refused, not "no arrow matches").
     conditions = [_when_condition(k, v) for k, v in transition.when]
     conditions += [_guard_condition(g) for g in transition.guards]
+    conditions += [_selector_condition(s) for s in transition.selectors]
     return {
         # Plain strings: `transitions` would name Enum states by their member name, not their value.
         "trigger": transition.event.value,
@@ -107,6 +122,8 @@ def check_params(event: str, params: dict[str, str]) -> None:
             continue
         if param.choices and value not in param.choices:
             raise InvalidArgumentError(f"{event}: {param.name}={value!r} is not one of {', '.join(param.choices)}")
+        if param.kind is ParamKind.AMOUNT:
+            parse_amount_param(event, param.name, value)
 
 
 def fire(context: GuardContext) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+from states.errors import InvalidArgumentError
 
 CENTS_PER_EURO = 100
 #: No public envelope comes near this; it keeps every amount within a 64-bit column once in cents.
@@ -69,3 +72,27 @@ def split_tranches(total_cents: int, percents: list[Decimal]) -> list[int]:
     amounts = [int((Decimal(total_cents) * p / 100).to_integral_value(rounding=ROUND_DOWN)) for p in percents[:-1]]
     amounts.append(total_cents - sum(amounts))
     return amounts
+
+
+#: A number as people type it in a parameter: ASCII digits, one optional point, an optional minus sign. No
+#: exponent, no other script's digits, no "1_000": what is read is what was meant.
+PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,18})?")
+
+
+def parse_plain_decimal(text: str) -> Decimal | None:
+    """Read a plain ASCII decimal (`86`, `62.5`, `-1`), or None when `text` is anything else."""
+    text = text.strip()
+    if not PLAIN_DECIMAL.fullmatch(text):
+        return None
+    return Decimal(text)
+
+
+def parse_amount_param(event: str, name: str, text: str) -> int:
+    """Read an amount of euros given as an event parameter (`amount=1500.50`) into cents; malformed is bad input.
+
+    The sign is read, so that `-5` is refused by the rule on amounts (more than zero), not as a typing error.
+    """
+    value = parse_plain_decimal(text)
+    if value is None or decimal_places(value) > 2:
+        raise InvalidArgumentError(f"{event}: {name}={text!r} is not an amount in euros such as 1500 or 1500.50")
+    return to_cents(value)

@@ -39,13 +39,18 @@ class AuditRecord:
     reason: str | None
     forced: bool
     params: str  # canonical JSON of the event's parameters
+    approved_by: str | None = None  # the second person of a release
 
     @classmethod
     def of(cls, row: Mapping[str, Any] | object) -> AuditRecord:
         """Read the hashed fields of a row: a mapping (a query row, insert values) or an `AuditEntry`."""
-        if isinstance(row, Mapping):
-            return cls(**{name: row[name] for name in HASHED_FIELDS})
-        return cls(**{name: getattr(row, name) for name in HASHED_FIELDS})
+        # Rows written before approvers existed (migration 0003 hashes them) have no `approved_by`.
+        values: dict[str, Any] = (
+            {name: row.get(name) for name in HASHED_FIELDS}
+            if isinstance(row, Mapping)
+            else {name: getattr(row, name, None) for name in HASHED_FIELDS}
+        )
+        return cls(**values)
 
     def values(self) -> dict[str, Any]:
         """The row's columns, for an insert."""
@@ -55,6 +60,10 @@ class AuditRecord:
         """The SHA-256 of this row's content chained to the previous row's hash."""
         canonical = {name: getattr(self, name) for name in HASHED_FIELDS}
         canonical.update(at=_instant(self.at), recorded_at=_instant(self.recorded_at), forced=bool(self.forced))
+        # Covered when present, left out when null: rows hashed before approvers existed keep their hashes, and
+        # setting or clearing an approver afterwards changes the hash either way.
+        if self.approved_by is None:
+            del canonical["approved_by"]
         text = json.dumps(
             {**canonical, "prev_hash": prev_hash}, ensure_ascii=False, sort_keys=True, separators=(",", ":")
         )

@@ -30,3 +30,7 @@ class Change:
     reason: str | None = None
     released: tuple[ReleasedTranche, ...] = field(default=())
     seq: int = 0  # the audit row's number within the project
+    approved_by: str | None = None  # the second person of a release
+    amounts: dict[str, int] = field(default_factory=dict)  # cents added to project fields (a repayment)
+    #: After a forced move: the tranches whose milestone the new state reached, still pending (`esms release`).
+    pending_milestones: tuple[int, ...] = ()

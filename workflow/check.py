@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +22,10 @@ from sqlmodel import Session, col, select
 
 from states import lifecycle
 from workflow.audit import verify as verify_audit
+from workflow.campaigns import Campaign
 from workflow.db import translate_errors
 from workflow.models import AuditEntry, OutboxMessage, Project, Tranche
+from workflow.programme import committed_cents
 
 ARROWS = {(source, t.event, t.dest) for t in lifecycle.TRANSITIONS for source in t.sources}
 
@@ -62,8 +66,8 @@ class CheckReport:
         }
 
 
-def check(engine: Engine, batch: int = 500) -> CheckReport:
-    """Check every invariant on every project (in batches, so memory stays flat)."""
+def check(engine: Engine, campaigns: Mapping[str, Campaign] | None = None, batch: int = 500) -> CheckReport:
+    """Check every invariant on every project (in batches, so memory stays flat), and each campaign's envelope."""
     violations: list[Violation] = []
     projects = messages = 0
     with translate_errors(), Session(engine) as session:
@@ -92,6 +96,17 @@ def check(engine: Engine, batch: int = 500) -> CheckReport:
                 violations.extend(_money(project, rows, tranches.get(project.id, [])))
                 violations.extend(_messages(project, rows, tranches.get(project.id, []), keys.get(project.id, [])))
             session.expunge_all()
+    with translate_errors(), Session(engine) as session:
+        for campaign in (campaigns or {}).values():
+            committed = committed_cents(session, campaign.id)
+            if committed > campaign.envelope_cents:
+                violations.append(
+                    Violation(
+                        None,
+                        "envelope",
+                        f"{campaign.id} commits {committed} cents, over its envelope of {campaign.envelope_cents}",
+                    )
+                )
     audit_rows, tampering = verify_audit(engine)
     violations.extend(Violation(t.project_id, "audit chain", t.problem + f" (seq {t.seq})") for t in tampering)
     return CheckReport(projects=projects, audit_rows=audit_rows, messages=messages, violations=tuple(violations))
@@ -131,19 +146,49 @@ def _history(project: Project, rows: list[AuditEntry]) -> list[Violation]:
 
 def _money(project: Project, rows: list[AuditEntry], tranches: list[Tranche]) -> list[Violation]:
     found = []
-    reached = {n for row in rows for n in lifecycle.tranches_released_by(row.event, row.dest, forced=row.forced)}
+    # Events and releases by two people must have released their tranches. Forced moves release nothing today;
+    # before the four-eyes rule they released the milestones they reached, so those stay allowed, not required.
+    required = {n for row in rows for n in lifecycle.tranches_released_by(row.event, json.loads(row.params))}
+    allowed = required | {
+        n for row in rows if row.event == lifecycle.EventName.FORCE for n in lifecycle.tranches_reached(row.dest)
+    }
     released = {t.number for t in tranches if t.released_at is not None}
-    if released != reached:
+    if not required <= released <= allowed:
         found.append(
             Violation(
                 project.id,
                 "tranches",
-                f"released {sorted(released)} but the history reached the milestones of {sorted(reached)}",
+                f"released {sorted(released)} but the history released {sorted(required)}",
             )
         )
     total = sum(t.amount_cents for t in tranches)
     if total != project.total_cents:
         found.append(Violation(project.id, "tranches", f"add up to {total} cents, not the total {project.total_cents}"))
+    found.extend(_recovery(project, rows, sum(t.amount_cents for t in tranches if t.released_at is not None)))
+    return found
+
+
+def _recovery(project: Project, rows: list[AuditEntry], released: int) -> list[Violation]:
+    # released = repaid + waived + balance, with each part as the history recorded it and the balance never below 0.
+    found = []
+    recorded: dict[str, int] = {"repaid_cents": 0, "waived_cents": 0}
+    for row in rows:
+        spec = lifecycle.EVENTS_BY_NAME.get(row.event)
+        if spec is not None and not row.forced:
+            for name, cents in spec.amounts(json.loads(row.params)).items():
+                recorded[name] += cents
+    for name, cents in recorded.items():
+        if getattr(project, name) != cents:
+            found.append(Violation(project.id, "recovery", f"{name} is {getattr(project, name)}, history says {cents}"))
+    balance = released - project.repaid_cents - project.waived_cents
+    if balance < 0:
+        found.append(Violation(project.id, "recovery", f"repaid and waived exceed the {released} cents released"))
+    if project.state == lifecycle.State.RECOVERY and balance <= 0:
+        found.append(Violation(project.id, "recovery", "in recovery with nothing left to repay"))
+    if project.state == lifecycle.State.RECOVERED and balance != 0:
+        found.append(Violation(project.id, "recovery", f"recovered with a balance of {balance} cents"))
+    if project.state in lifecycle.ENDS_WITHOUT_MONEY and released > 0:
+        found.append(Violation(project.id, "recovery", f"ended in {project.state} keeping {released} cents released"))
     return found
 
 
@@ -153,7 +198,7 @@ def _messages(project: Project, rows: list[AuditEntry], tranches: list[Tranche],
     found = []
     expected: list[str] = []
     for row in rows[1:]:
-        declared = (lifecycle.FORCED_MESSAGE,) if row.forced else lifecycle.EVENTS_BY_NAME[row.event].messages
+        declared = lifecycle.declared_messages(row.event, row.source, row.dest)
         missed = lifecycle.DEADLINE_BY_STATE.get(row.source or "", "")
         expected.extend(
             lifecycle.message_key(m.key, pid, event=row.event, seq=row.seq, deadline=missed) for m in declared

@@ -19,15 +19,18 @@ from sqlmodel import Session, col, select
 from states import lifecycle
 from states.errors import (
     ConflictError,
+    EsmsAlreadyFundedError,
+    ForcedMoveRefusedError,
     InvalidArgumentError,
     InvalidFieldError,
+    ReleaseRefusedError,
     UnknownProjectError,
     UnknownStateError,
 )
 from states.grappe import EsmsRecord, Grappe, OrganisationRecord
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
-from states.money import split_tranches
+from states.money import format_cents, split_tranches
 from workflow.audit import AuditRecord, last_hash
 from workflow.campaigns import Campaign, get_campaign
 from workflow.change import Change, ReleasedTranche
@@ -35,6 +38,14 @@ from workflow.clock import Clock
 from workflow.db import transaction
 from workflow.messages import queue_change_messages
 from workflow.models import AuditEntry, Esms, Organisation, Project, Tranche
+from workflow.programme import (
+    COMMITTED_STATES,
+    ProgrammeView,
+    committed_cents,
+    esms_held,
+    funds_of,
+    lock_commitments,
+)
 from workflow.project_file import ProjectSpec
 from workflow.schedule import next_due_at
 from workflow.tomlfile import has_control_characters
@@ -61,6 +72,7 @@ class Workflow:
         actor = checked_actor(actor)
         campaigns = [get_campaign(self.campaigns, spec.campaign) for spec in specs]
         with transaction(self.engine) as session:
+            lock_commitments(session)
             return [
                 self._register_in(session, spec, campaign, actor)
                 for spec, campaign in zip(specs, campaigns, strict=True)
@@ -68,6 +80,16 @@ class Workflow:
 
     def _register_in(self, session: Session, spec: ProjectSpec, campaign: Campaign, actor: str) -> int:
         now, wall = self.clock.now(), self.clock.wall()
+        # One ESMS, one funding; the projects registered before in this transaction count too.
+        conflicts = esms_held(session, (e.finess for e in spec.grappe.esms))
+        if conflicts:
+            first = conflicts[0]
+            raise EsmsAlreadyFundedError(
+                f"{spec.name}: ESMS {first.finess} already belongs to project {first.project_id} "
+                f"of campaign {first.campaign_id}",
+                rule="esms_not_funded_elsewhere",
+                event=lifecycle.EventName.REGISTER,
+            )
         total = spec.grappe.funding_total_cents(campaign.funding)
         project = Project(
             campaign_id=campaign.id,
@@ -146,6 +168,9 @@ class Workflow:
     ) -> Change:
         """Fire `event` on a loaded `project` inside the caller's transaction."""
         campaign = get_campaign(self.campaigns, project.campaign_id)
+        spec = lifecycle.EVENTS_BY_NAME.get(event)
+        if spec is not None and spec.commits:
+            lock_commitments(session)
         context = GuardContext(
             event=event,
             state=project.state,
@@ -153,9 +178,11 @@ class Workflow:
             grappe=lambda: load_grappe(session, project),
             now=self.clock.now(),
             params=params,
+            funds=lambda: funds_of(session, project),
+            programme=ProgrammeView(session, project),
         )
         dest = fire_machine(context)
-        spec = lifecycle.EVENTS_BY_NAME[event]
+        assert spec is not None  # the machine refused unknown events
         return self._write(
             session,
             project,
@@ -167,42 +194,75 @@ class Workflow:
             forced=False,
             reason=spec.reason(params) or reason,
             fields=spec.recorded(params),
+            amounts=spec.amounts(params),
             share_reason=False,
         )
 
     def force(self, project_id: int, state: str, reason: str, actor: str, *, share_reason: bool = False) -> Change:
         """Move a project to `state` bypassing the guards; audited as forced with the operator's reason.
 
-        Tranches whose milestone `state` has reached are released (each once); moving backwards undoes nothing.
+        A forced move never moves money: no tranche is released (the change names those whose milestone the
+        new state has reached, for `release`), and the programme's money rules still hold (`_forced_money`).
         The owner is told the new state; the reason stays internal unless `share_reason`.
         """
         if state not in lifecycle.STATES:
             raise UnknownStateError(state, list(lifecycle.STATES))
         actor = checked_actor(actor)
-        reason = reason.strip()
-        if not reason:
-            raise InvalidFieldError("reason", "must say why the rules are bypassed", command="force")
-        if has_control_characters(reason):
-            raise InvalidFieldError("reason", "must be one line of text (no control characters)", command="force")
-        if len(reason) > MAX_REASON:
-            raise InvalidFieldError("reason", f"is longer than {MAX_REASON} characters", command="force")
+        reason = checked_reason(reason, command="force")
         with transaction(self.engine) as session:
+            lock_commitments(session)
             project = _load(session, project_id)
             if project.state == state:
                 raise InvalidArgumentError(f"force: project {project_id} is already in {state}")
             campaign = get_campaign(self.campaigns, project.campaign_id)
+            dest = lifecycle.State(state)
+            _forced_money(session, project, campaign, dest)
             return self._write(
                 session,
                 project,
                 campaign,
                 event=lifecycle.EventName.FORCE,
-                dest=lifecycle.State(state),
+                dest=dest,
                 params={},
                 actor=actor,
                 forced=True,
                 reason=reason,
                 fields={},
+                amounts={},
                 share_reason=share_reason,
+            )
+
+    def release(self, project_id: int, number: int, reason: str, actor: str, approved_by: str) -> Change:
+        """Release tranche `number` on two people's word: `actor` asks, `approved_by` approves (four eyes).
+
+        Allowed only when the project has reached the tranche's milestone on the main line, the tranche is still
+        pending and the project owes nothing back. The state does not move; the audit row has event `release`,
+        `forced`, the reason and both names; the owner is told as for any release.
+        """
+        actor = checked_actor(actor)
+        approver = checked_actor(approved_by, field="approved_by")
+        reason = checked_reason(reason, command="release")
+        with transaction(self.engine) as session:
+            project = _load(session, project_id)
+            state = lifecycle.State(project.state)
+            refuse = _release_refusal(session, project, number, actor, approver)
+            if refuse:
+                raise ReleaseRefusedError(refuse, rule="four_eyes_release", event="release", state=state)
+            campaign = get_campaign(self.campaigns, project.campaign_id)
+            return self._write(
+                session,
+                project,
+                campaign,
+                event=lifecycle.EventName.RELEASE,
+                dest=state,
+                params={"tranche": str(number)},
+                actor=actor,
+                forced=True,
+                reason=reason,
+                fields={},
+                amounts={},
+                share_reason=False,
+                approved_by=approver,
             )
 
     def _write(
@@ -218,7 +278,9 @@ class Workflow:
         forced: bool,
         reason: str | None,
         fields: dict[str, str],
+        amounts: dict[str, int],
         share_reason: bool,
+        approved_by: str | None = None,
     ) -> Change:
         now, wall = self.clock.now(), self.clock.wall()
         assert project.id is not None
@@ -235,15 +297,15 @@ class Workflow:
                 version=project.version + 1,
                 next_due_at=next_due_at(campaign, dest, now),
                 **fields,
+                # Amounts add up (a repayment to what was repaid): the version guard makes the read-add safe.
+                **{name: getattr(project, name) + cents for name, cents in amounts.items()},
             )
         )
         if updated.rowcount != 1:  # type: ignore[attr-defined]
             raise ConflictError(
                 f"project {project.id} was changed by another process since it was read; nothing was done, retry"
             )
-        released = self._release_tranches(
-            session, project.id, lifecycle.tranches_released_by(event, dest, forced=forced), now
-        )
+        released = self._release_tranches(session, project.id, lifecycle.tranches_released_by(event, params), now)
         seq = append_audit(
             session,
             AuditRecord(
@@ -258,6 +320,7 @@ class Workflow:
                 reason=reason,
                 forced=forced,
                 params=json.dumps(params, ensure_ascii=False, sort_keys=True),
+                approved_by=approved_by,
             ),
         )
         change = Change(
@@ -271,6 +334,9 @@ class Workflow:
             reason=reason,
             released=released,
             seq=seq,
+            approved_by=approved_by,
+            amounts=amounts,
+            pending_milestones=_pending_milestones(session, project.id, dest) if forced else (),
         )
         session.flush()
         queue_change_messages(
@@ -321,12 +387,101 @@ class Workflow:
 MAX_ACTOR = 200
 
 
-def checked_actor(actor: str) -> str:
-    """The actor as audited: one line of text, at most 200 characters."""
+def checked_actor(actor: str, *, field: str = "actor") -> str:
+    """A person as audited (the actor, an approver): one line of text, at most 200 characters."""
     actor = actor.strip()
     if not actor or len(actor) > MAX_ACTOR or has_control_characters(actor):
-        raise InvalidFieldError("actor", f"must be 1 to {MAX_ACTOR} characters of text on one line")
+        raise InvalidFieldError(field, f"must be 1 to {MAX_ACTOR} characters of text on one line")
     return actor
+
+
+def checked_reason(reason: str, *, command: str) -> str:
+    """The reason of a forced move or a release: required, one line, at most `MAX_REASON` characters."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidFieldError("reason", "must say why the rules are bypassed", command=command)
+    if has_control_characters(reason):
+        raise InvalidFieldError("reason", "must be one line of text (no control characters)", command=command)
+    if len(reason) > MAX_REASON:
+        raise InvalidFieldError("reason", f"is longer than {MAX_REASON} characters", command=command)
+    return reason
+
+
+def _pending_milestones(session: Session, project_id: int, state: str) -> tuple[int, ...]:
+    """The tranches whose milestone `state` has reached but that are still pending (for `esms release`)."""
+    reached = lifecycle.tranches_reached(state)
+    if not reached:
+        return ()
+    pending = session.execute(
+        sa.select(col(Tranche.number)).where(
+            col(Tranche.project_id) == project_id,
+            col(Tranche.number).in_(reached),
+            col(Tranche.released_at).is_(None),
+        )
+    ).scalars()
+    return tuple(sorted(int(n) for n in pending))
+
+
+def _release_refusal(session: Session, project: Project, number: int, actor: str, approver: str) -> str | None:
+    """Why tranche `number` of `project` cannot be released on these two people's word, or None."""
+    if actor.casefold() == approver.casefold():
+        return f"the approver must be another person than the actor ({actor})"
+    if project.state in lifecycle.RECOVERY_STATES:
+        return f"project {project.id} is in {project.state}: it owes money back, nothing more is released"
+    milestone = lifecycle.TRANCHE_MILESTONES.get(number)
+    if milestone is None:
+        return f"tranche {number} does not exist (tranches: {', '.join(map(str, lifecycle.TRANCHE_MILESTONES))})"
+    if number not in lifecycle.tranches_reached(project.state):
+        return f"tranche {number} is released at {milestone}; project {project.id} is in {project.state}"
+    tranche = session.execute(
+        sa.select(Tranche).where(col(Tranche.project_id) == project.id, col(Tranche.number) == number)
+    ).scalar_one()
+    if tranche.released_at is not None:
+        return f"tranche {number} of project {project.id} was already released on {tranche.released_at.isoformat()}"
+    return None
+
+
+def _forced_money(session: Session, project: Project, campaign: Campaign, dest: lifecycle.State) -> None:
+    """Refuse a forced move that would break a money rule: forcing moves states, never the programme's money."""
+    funds = funds_of(session, project)
+
+    def refuse(rule: str, message: str) -> None:
+        raise ForcedMoveRefusedError(message, rule=rule, event=lifecycle.EventName.FORCE, state=project.state)
+
+    if dest in lifecycle.ENDS_WITHOUT_MONEY and funds.released_cents > 0:
+        refuse(
+            "released_money_is_recovered",
+            f"{format_cents(funds.released_cents)} EUR were released to project {project.id}: "
+            f"force it to {lifecycle.State.RECOVERY} instead, so that the money is claimed back",
+        )
+    if dest is lifecycle.State.RECOVERY and funds.balance_cents <= 0:
+        refuse("recovery_has_a_balance", f"project {project.id} owes nothing back (balance 0.00 EUR)")
+    if dest is lifecycle.State.RECOVERED and (funds.released_cents == 0 or funds.balance_cents != 0):
+        refuse(
+            "recovered_has_no_balance",
+            f"project {project.id} is not recovered: balance {format_cents(funds.balance_cents)} EUR",
+        )
+    leaves_recovery = project.state in lifecycle.RECOVERY_STATES and dest not in lifecycle.RECOVERY_STATES
+    if leaves_recovery and (funds.repaid_cents or funds.waived_cents):
+        refuse("recovery_is_kept", f"repayments or waivers are recorded on project {project.id}")
+    was_live = project.state not in lifecycle.ENDS_WITHOUT_MONEY or funds.released_cents > 0
+    if not was_live and dest not in lifecycle.ENDS_WITHOUT_MONEY:
+        conflicts = ProgrammeView(session, project).esms_conflicts()
+        if conflicts:
+            first = conflicts[0]
+            refuse(
+                "esms_not_funded_elsewhere",
+                f"ESMS {first.finess} already belongs to project {first.project_id} of campaign {first.campaign_id}",
+            )
+    if dest in COMMITTED_STATES and project.state not in COMMITTED_STATES:
+        committed = committed_cents(session, campaign.id, excluding=project.id)
+        if committed + project.total_cents > campaign.envelope_cents:
+            refuse(
+                "fits_envelope",
+                f"envelope {format_cents(campaign.envelope_cents)} EUR of {campaign.id}: "
+                f"{format_cents(committed)} EUR committed, the project's {format_cents(project.total_cents)} EUR "
+                "would exceed it",
+            )
 
 
 def append_audit(session: Session, record: AuditRecord) -> int:

@@ -21,6 +21,7 @@ from workflow.campaigns import Campaign
 from workflow.change import Change
 from workflow.db import transaction
 from workflow.models import Project, Tranche
+from workflow.programme import funds_of
 from workflow.schedule import Reminder
 
 
@@ -91,9 +92,10 @@ def queue_change_messages(
         )
     else:
         missed = lifecycle.DEADLINE_BY_STATE.get(change.source or "", "")
-        for message in lifecycle.EVENTS_BY_NAME[change.event].messages:
+        for message in lifecycle.declared_messages(change.event, change.source, change.dest):
             extra = {
-                item.value: _context_value(item, campaign, change, selection_group, missed) for item in message.context
+                item.value: _context_value(session, item, campaign, change, project, selection_group, missed)
+                for item in message.context
             }
             queue(message, extra, deadline=missed)
     if change.released:
@@ -127,7 +129,13 @@ def _deadline_info(campaign: Campaign, key: str) -> dict[str, Any]:
 
 
 def _context_value(
-    item: lifecycle.Context, campaign: Campaign, change: Change, selection_group: str | None, missed: str
+    session: Session,
+    item: lifecycle.Context,
+    campaign: Campaign,
+    change: Change,
+    project: Project,
+    selection_group: str | None,
+    missed: str,
 ) -> Any:
     """The value of one declared piece of message context."""
     if item in lifecycle.CALENDAR_CONTEXT:
@@ -136,6 +144,19 @@ def _context_value(
         return selection_group
     if item is lifecycle.Context.REASON:
         return change.reason or ""
+    if item is lifecycle.Context.AMOUNT:
+        return sum(change.amounts.values())
+    if item is lifecycle.Context.RECOVERY:
+        # `project` is the row before the change: add what this change repaid or waived.
+        funds = funds_of(session, project)
+        repaid = funds.repaid_cents + change.amounts.get("repaid_cents", 0)
+        waived = funds.waived_cents + change.amounts.get("waived_cents", 0)
+        return {
+            "due_cents": funds.released_cents,
+            "repaid_cents": repaid,
+            "waived_cents": waived,
+            "balance_cents": funds.released_cents - repaid - waived,
+        }
     return _deadline_info(campaign, missed)  # Context.MISSED_DEADLINE
 
 

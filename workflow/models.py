@@ -40,6 +40,10 @@ class Project(SQLModel, table=True):
     configuration_invoice: str | None = Field(default=None, max_length=200)
     rollout_invoice: str | None = Field(default=None, max_length=200)
     withdrawal_reason: str | None = Field(default=None, max_length=1000)
+    # Money owed back once in recovery: what the owner repaid and what the programme waived, out of what was
+    # released (the tranches). The balance is released − repaid − waived.
+    repaid_cents: int = Field(default=0, sa_type=sa.BigInteger)
+    waived_cents: int = Field(default=0, sa_type=sa.BigInteger)
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())
     version: int = Field(default=1)
@@ -67,7 +71,7 @@ class Esms(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     organisation_id: int = Field(foreign_key="organisation.id")
-    finess: str = Field(max_length=9)
+    finess: str = Field(max_length=9, index=True)  # one ESMS, one funding: looked up across projects
     name: str = Field(max_length=200)
     category: str = Field(max_length=64)
     small: bool = False
@@ -104,6 +108,7 @@ class AuditEntry(SQLModel, table=True):
     actor: str = Field(max_length=200)
     reason: str | None = Field(default=None, max_length=2000)
     forced: bool = False
+    approved_by: str | None = Field(default=None, max_length=200)  # the second person of a release (four eyes)
     params: str = Field(default="{}")  # JSON object of the event's key=value arguments
     prev_hash: str = Field(default="", max_length=64)  # the previous row's hash (zeros for the first row)
     hash: str = Field(default="", max_length=64)  # SHA-256 of this row's content and prev_hash (workflow.audit)

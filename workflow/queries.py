@@ -17,12 +17,12 @@ from sqlmodel import Session, col, select
 
 from states import lifecycle
 from states.errors import UnknownProjectError, UnknownStateError
+from states.guards import Funds
+from workflow import programme
 from workflow.campaigns import Campaign, get_campaign
 from workflow.db import translate_errors
 from workflow.models import AuditEntry, Project, Tranche
-
-#: States whose project holds a funding commitment: selected (group A or promoted) and not ended early.
-COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.State.NEEDS_STATEMENT) :]
+from workflow.programme import COMMITTED_STATES, funds_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +52,12 @@ class ProjectView:
     project: Project
     tranches: tuple[TrancheView, ...]
     next_deadline: NextDeadline | None
+    funds: Funds
+
+    @property
+    def in_recovery(self) -> bool:
+        """Whether the project owes (or owed) released money back."""
+        return self.project.state in lifecycle.RECOVERY_STATES
 
     @property
     def released_cents(self) -> int:
@@ -77,6 +83,7 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
         tranches = session.exec(
             select(Tranche).where(Tranche.project_id == project_id).order_by(col(Tranche.number))
         ).all()
+        funds = funds_of(session, project)
     campaign = get_campaign(campaigns, project.campaign_id)
     return ProjectView(
         project=project,
@@ -85,6 +92,7 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
             for t in tranches
         ),
         next_deadline=next_deadline(project, campaign, now),
+        funds=funds,
     )
 
 
@@ -114,6 +122,7 @@ class HistoryRow:
     actor: str
     reason: str | None
     forced: bool
+    approved_by: str | None
     params: dict[str, Any]
 
 
@@ -136,6 +145,7 @@ def history(engine: Engine, project_id: int) -> list[HistoryRow]:
             actor=e.actor,
             reason=e.reason,
             forced=e.forced,
+            approved_by=e.approved_by,
             params=json.loads(e.params),
         )
         for e in entries
@@ -160,6 +170,10 @@ class CampaignFunding:
     committed_cents: int
     committed_projects: int
     released: tuple[TrancheFunding, ...]
+    pipeline_cents: int  # totals of the projects in application and selection
+    waitlisted_cents: int
+    to_recover_cents: int  # what projects in recovery still owe
+    recovered_cents: int  # what was repaid
 
     @property
     def released_cents(self) -> int:
@@ -168,25 +182,25 @@ class CampaignFunding:
 
     @property
     def remaining_cents(self) -> int:
-        """The envelope less what is committed."""
+        """The envelope less what is committed (never below zero in a database the engine alone wrote)."""
         return self.campaign.envelope_cents - self.committed_cents
 
 
 def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: str | None) -> list[CampaignFunding]:
-    """Per campaign: envelope, committed, released per tranche, remaining.
+    """Per campaign: envelope, committed, released per tranche, remaining, and the money on its way or owed back.
 
-    Committed is the total of every project still on its way to funding or completed, plus what was released
-    to projects that later ended early (released money is spent).
+    Committed follows `workflow.programme`: the total of every project selected and not ended early, plus what
+    projects that ended after a release kept of it.
     """
     chosen = [get_campaign(campaigns, campaign_id)] if campaign_id else [campaigns[k] for k in sorted(campaigns)]
     report = []
     with translate_errors(), Session(engine) as session:
         for campaign in chosen:
-            live = session.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(Project.total_cents), 0), sa.func.count()).where(
+            committed_projects = session.execute(
+                sa.select(sa.func.count()).where(
                     col(Project.campaign_id) == campaign.id, col(Project.state).in_(COMMITTED_STATES)
                 )
-            ).one()
+            ).scalar_one()
             released_rows = session.execute(
                 sa.select(col(Tranche.number), sa.func.sum(Tranche.amount_cents), sa.func.count())
                 .join(Project, col(Project.id) == col(Tranche.project_id))
@@ -194,21 +208,25 @@ def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: 
                 .group_by(col(Tranche.number))
                 .order_by(col(Tranche.number))
             ).all()
-            spent_elsewhere = session.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(Tranche.amount_cents), 0))
-                .join(Project, col(Project.id) == col(Tranche.project_id))
-                .where(
-                    col(Project.campaign_id) == campaign.id,
-                    col(Project.state).not_in(COMMITTED_STATES),
-                    col(Tranche.released_at).is_not(None),
+            by_state = {
+                str(state): int(total)
+                for state, total in session.execute(
+                    sa.select(col(Project.state), sa.func.sum(Project.total_cents))
+                    .where(col(Project.campaign_id) == campaign.id)
+                    .group_by(col(Project.state))
+                ).all()
+            }
+            repaid = session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(Project.repaid_cents), 0)).where(
+                    col(Project.campaign_id) == campaign.id
                 )
             ).scalar_one()
             released = {int(n): (int(total), int(count)) for n, total, count in released_rows}
             report.append(
                 CampaignFunding(
                     campaign=campaign,
-                    committed_cents=int(live[0]) + int(spent_elsewhere),
-                    committed_projects=int(live[1]),
+                    committed_cents=programme.committed_cents(session, campaign.id),
+                    committed_projects=int(committed_projects),
                     released=tuple(
                         TrancheFunding(
                             number=n,
@@ -218,6 +236,11 @@ def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: 
                         )
                         for n, p in enumerate(campaign.funding.tranches, 1)
                     ),
+                    pipeline_cents=by_state.get(lifecycle.State.APPLICATION, 0)
+                    + by_state.get(lifecycle.State.SELECTION, 0),
+                    waitlisted_cents=by_state.get(lifecycle.State.WAITLISTED, 0),
+                    to_recover_cents=programme.balance_in_recovery(session, campaign.id),
+                    recovered_cents=int(repaid),
                 )
             )
     return report

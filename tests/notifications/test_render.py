@@ -54,6 +54,9 @@ AGREEMENT_DEADLINE = {
 }
 
 
+RECOVERY = {"due_cents": 23_200_000, "repaid_cents": 0, "waived_cents": 0, "balance_cents": 23_200_000}
+
+
 def owner_context(template: str, name: str = "Grappe du Hainaut", **changes: Any) -> dict[str, Any]:
     """A complete context for an owner message, every branch's keys given."""
     extra: dict[str, dict[str, Any]] = {
@@ -82,6 +85,9 @@ def owner_context(template: str, name: str = "Grappe du Hainaut", **changes: Any
             "days_left": 7,
             "todo": "Signer la convention de financement avec l'ARS.",
         },
+        "recovery_due": {"recovery": RECOVERY},
+        "repayment_recorded": {"amount_cents": 10_000_000, "recovery": {**RECOVERY, "repaid_cents": 10_000_000}},
+        "recovery_waived": {"amount_cents": 2_000_000, "recovery": {**RECOVERY, "waived_cents": 2_000_000}},
     }
     return {"project": project(name=name), "campaign": CAMPAIGN, **extra[template], **changes}
 

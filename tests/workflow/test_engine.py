@@ -68,7 +68,7 @@ def test_malformed_project_file_is_refused_and_changes_nothing(cli: Cli, tmp_pat
     add_project(cli, tmp_path)
     before = snapshot(database_url)
     bad = write_project(tmp_path)
-    bad.write_text(bad.read_text().replace('finess = "591000003"', 'finess = "591000002"'))
+    bad.write_text(bad.read_text().replace('finess = "591001003"', 'finess = "591001002"'))
     result = cli("project", "add", str(bad))
     assert result.code == 2
     assert "already listed" in result.err and str(bad) in result.err
@@ -86,7 +86,9 @@ def tranches(cli: Cli, project_id: str) -> list[tuple[str, str | None]]:
     return [(t["status"], t["released_at"]) for t in shown["tranches"]]
 
 
-def test_forced_transition_is_audited_and_releases_passed_milestones_once(cli: Cli, tmp_path: Path) -> None:
+def test_forced_transition_is_audited_moves_no_money_and_names_the_milestones_reached(
+    cli: Cli, tmp_path: Path
+) -> None:
     project_id = add_project(cli, tmp_path)
     moved = cli.ok(
         "force",
@@ -99,7 +101,8 @@ def test_forced_transition_is_audited_and_releases_passed_milestones_once(cli: C
         "--json",
         now="2021-09-01T12:00:00+02:00",
     ).json()
-    assert [t["number"] for t in moved["released"]] == [1, 2]
+    assert moved["released"] == []
+    assert moved["pending_milestones"] == [1, 2]
     last = history(cli, project_id)[-1]
     assert last == {
         **last,
@@ -109,15 +112,45 @@ def test_forced_transition_is_audited_and_releases_passed_milestones_once(cli: C
         "actor": "ars",
         "reason": "reprise d'un dossier papier",
         "forced": True,
+        "approved_by": None,
     }
-    stamp = "2021-09-01T10:00:00+00:00"
+    assert tranches(cli, project_id) == [("pending", None)] * 3
+
+    # Money moves on two people's word, each tranche once.
+    for number in ("1", "2"):
+        released = cli.ok(
+            "release",
+            project_id,
+            number,
+            "--reason",
+            "factures reçues sur papier",
+            "--actor",
+            "ars",
+            "--approved-by",
+            "directrice",
+            "--json",
+            now="2021-09-02T12:00:00+02:00",
+        ).json()
+        assert [t["number"] for t in released["released"]] == [int(number)]
+        assert released["state"] == "rollout" and released["approved_by"] == "directrice"
+    stamp = "2021-09-02T10:00:00+00:00"
     assert tranches(cli, project_id) == [("released", stamp), ("released", stamp), ("pending", None)]
+    last = history(cli, project_id)[-1]
+    assert last == {
+        **last,
+        "event": "release",
+        "source": "rollout",
+        "dest": "rollout",
+        "forced": True,
+        "approved_by": "directrice",
+        "params": {"tranche": "2"},
+    }
 
     # Backwards: nothing released, nothing undone.
     back = cli.ok(
         "force", project_id, "agreement", "--reason", "convention à resigner", "--json", now="2021-10-01"
     ).json()
-    assert back["released"] == []
+    assert back["released"] == [] and back["pending_milestones"] == []
     assert tranches(cli, project_id) == [("released", stamp), ("released", stamp), ("pending", None)]
 
     # Forwards again past released milestones: they stay released with their first stamp.
@@ -132,9 +165,10 @@ def test_forced_transition_is_audited_and_releases_passed_milestones_once(cli: C
         "--json",
         now="2022-01-10T12:00:00+01:00",
     ).json()
-    assert [t["number"] for t in done["released"]] == [3]
-    assert tranches(cli, project_id)[2] == ("released", "2022-01-10T11:00:00+00:00")
-    assert [h["forced"] for h in history(cli, project_id)] == [False, True, True, False, True]
+    assert done["released"] == [] and done["pending_milestones"] == [3]
+    assert tranches(cli, project_id)[2] == ("pending", None)
+    assert [h["forced"] for h in history(cli, project_id)] == [False, True, True, True, True, False, True]
+    cli.ok("check")
 
 
 def test_forced_move_to_an_end_releases_nothing(cli: Cli, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from workflow.clock import SimulatedClock
 from workflow.db import make_engine, migrate
 from workflow.engine import Workflow
 from workflow.project_file import load_project_file
-from workflow.sweep import sweep
+from workflow.sweep import Flagged, ReminderSent, sweep
 
 PARIS = ZoneInfo("Europe/Paris")
 SECOND = timedelta(seconds=1)
@@ -134,7 +134,7 @@ def test_application_deadline_lapses_projects_one_second_after_its_day(
     assert world.state(project) == "application"
     report = sweep(world.at(last_second_local + SECOND).workflow)
     assert world.state(project) == "lapsed"
-    assert [t["project"] for t in report.transitions] == [project]
+    assert [t.project for t in report.transitions] == [project]
     audit = world.last_audit(project)
     assert audit["event"] == "lapse" and audit["actor"] == "scheduler" and not audit["forced"]
     assert "application_deadline" in str(audit["reason"]) and "passed" in str(audit["reason"])
@@ -166,7 +166,7 @@ def test_undecided_project_stays_in_selection_and_is_flagged(world: World) -> No
     assert sweep(world.at(paris(2021, 5, 31, 23, 59, 59)).workflow).flagged == []
     report = sweep(world.at(paris(2021, 6, 1, 0, 0, 0)).workflow)
     assert world.state(project) == "selection"
-    assert report.flagged == [{"project": project, "state": "selection", "deadline": "selection_deadline"}]
+    assert report.flagged == [Flagged(project=project, state="selection", deadline="selection_deadline")]
     assert sweep(world.workflow).flagged == []  # flagged once, at the crossing
 
 
@@ -181,7 +181,7 @@ def test_reminder_at_each_offset_is_sent_at_eight_paris_time_and_never_twice(wor
     sweep(world.at(reminder_at - SECOND).workflow)
     assert len(world.reminders(project)) == before
     report = sweep(world.at(reminder_at).workflow)
-    assert report.reminders == [{"project": project, "deadline": "application_deadline", "days_before": days}]
+    assert report.reminders == [ReminderSent(project=project, deadline="application_deadline", days_before=days)]
     assert world.reminders(project)[-1] == f"application_deadline:{days}"
     sweep(world.at(reminder_at + timedelta(hours=1)).workflow)
     assert world.reminders(project).count(f"application_deadline:{days}") == 1
@@ -207,7 +207,7 @@ def test_ten_days_of_downtime_are_caught_up_in_one_pass_with_only_the_latest_rem
     sweep(world.at(paris(2021, 6, 14, 12)).workflow)  # the daemon's last pass before going down
     report = sweep(world.at(paris(2021, 6, 24, 12)).workflow)  # back up ten days later
     assert world.reminders(project) == ["agreement_deadline:7"]
-    assert report.reminders == [{"project": project, "deadline": "agreement_deadline", "days_before": 7}]
+    assert report.reminders == [ReminderSent(project=project, deadline="agreement_deadline", days_before=7)]
     # And a downtime across the deadline itself: lapsed, no reminder once it has passed.
     other = world.at(paris(2021, 4, 20, 10)).add()
     world.force(other, "agreement")

@@ -268,6 +268,32 @@ def force(
     _report(change, as_json)
 
 
+@app.command()
+def release(
+    ctx: typer.Context,
+    project_id: Annotated[str, typer.Argument(metavar="ID")],
+    tranche: Annotated[str, typer.Argument(metavar="N", help="The tranche number (1, 2 or 3).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the tranche is released outside its event.")],
+    approved_by: Annotated[
+        str, typer.Option("--approved-by", help="The second person who approves the release (not the actor).")
+    ],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Release tranche N of a project whose milestone is reached, on two people's word (four eyes)."""
+    from states.errors import InvalidArgumentError
+    from workflow.cli.views import parse_id, parse_project_id
+
+    number = parse_id(tranche)
+    if number is None:
+        raise InvalidArgumentError(f"release: {tranche!r} is not a tranche number")
+    runtime = _runtime(ctx)
+    change = runtime.workflow.release(
+        parse_project_id(project_id), number, reason, actor or default_actor(), approved_by
+    )
+    _report(change, as_json)
+
+
 def _report(change: Change, as_json: bool) -> None:
     from workflow.cli.views import change_document, change_line
 
@@ -347,6 +373,7 @@ def daemon(
 
     from states.errors import InvalidArgumentError
     from workflow.daemon import run_daemon
+    from workflow.settings import SWEEP_INTERVAL_MAX, SWEEP_INTERVAL_MIN
 
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -355,8 +382,10 @@ def daemon(
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     runtime = _runtime(ctx)
     every = interval if interval is not None else runtime.settings.sweep_interval
-    if not 0.1 <= every <= 86400:
-        raise InvalidArgumentError(f"--interval: {every} is not between 0.1 and 86400 seconds")
+    if not SWEEP_INTERVAL_MIN <= every <= SWEEP_INTERVAL_MAX:
+        raise InvalidArgumentError(
+            f"--interval: {every} is not between {SWEEP_INTERVAL_MIN:g} and {SWEEP_INTERVAL_MAX:g} seconds"
+        )
     raise typer.Exit(run_daemon(runtime.workflow, runtime.settings, interval=every, lease_ttl=lease_ttl, shared=shared))
 
 
@@ -441,7 +470,8 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from states.errors import IntegrityCheckError
     from workflow.check import check as run_check
 
-    report = run_check(_runtime(ctx).engine)
+    runtime = _runtime(ctx)
+    report = run_check(runtime.engine, runtime.campaigns)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -70,6 +70,8 @@ def change_document(change: Change) -> dict[str, Any]:
         "actor": change.actor,
         "forced": change.forced,
         "reason": change.reason,
+        "approved_by": change.approved_by,
+        "pending_milestones": list(change.pending_milestones),
         "released": [
             {"number": t.number, "percent": str(t.percent), "amount_eur": format_cents(t.amount_cents)}
             for t in change.released
@@ -83,6 +85,10 @@ def change_line(change: Change) -> str:
     line += ", forced)" if change.forced else ")"
     for tranche in change.released:
         line += f"; tranche {tranche.number} ({tranche.percent} %) released: {format_euros_fr(tranche.amount_cents)}"
+    if change.approved_by:
+        line += f"; approved by {change.approved_by}"
+    for number in change.pending_milestones:
+        line += f"; tranche {number} reached but not released (esms release {change.project_id} {number})"
     return line
 
 
@@ -171,6 +177,16 @@ def project_document(view: ProjectView) -> dict[str, Any]:
         "configuration_invoice": project.configuration_invoice,
         "rollout_invoice": project.rollout_invoice,
         "withdrawal_reason": project.withdrawal_reason,
+        "recovery": (
+            {
+                "due_eur": format_cents(view.funds.released_cents),
+                "repaid_eur": format_cents(view.funds.repaid_cents),
+                "waived_eur": format_cents(view.funds.waived_cents),
+                "balance_eur": format_cents(view.funds.balance_cents),
+            }
+            if view.in_recovery
+            else None
+        ),
         "next_deadline": (
             {"name": deadline.name, "date": deadline.day, "at": iso(deadline.at), "passed": deadline.passed}
             if deadline
@@ -207,6 +223,7 @@ def history_document(row: HistoryRow) -> dict[str, Any]:
         "actor": row.actor,
         "reason": row.reason,
         "forced": row.forced,
+        "approved_by": row.approved_by,
         "params": row.params,
     }
 
@@ -230,6 +247,10 @@ def funding_document(funding: CampaignFunding) -> dict[str, Any]:
         ],
         "released_eur": format_cents(funding.released_cents),
         "remaining_eur": format_cents(funding.remaining_cents),
+        "pipeline_eur": format_cents(funding.pipeline_cents),
+        "waitlisted_eur": format_cents(funding.waitlisted_cents),
+        "to_recover_eur": format_cents(funding.to_recover_cents),
+        "recovered_eur": format_cents(funding.recovered_cents),
     }
 
 
@@ -252,6 +273,12 @@ def print_project(view: ProjectView) -> None:
             f"  tranche {tranche.number}: {tranche.percent:>3} %  {format_euros_fr(tranche.amount_cents):>16}  "
             f"{status}{when}"
         )
+    if view.in_recovery:
+        funds = view.funds
+        print(
+            f"  recovery:   due {format_euros_fr(funds.released_cents)}, repaid {format_euros_fr(funds.repaid_cents)}, "
+            f"waived {format_euros_fr(funds.waived_cents)}, balance {format_euros_fr(funds.balance_cents)}"
+        )
     deadline = view.next_deadline
     if deadline:
         passed = " (passed)" if deadline.passed else ""
@@ -273,3 +300,9 @@ def print_funding(report: list[CampaignFunding]) -> None:
             )
         print(f"  released:  {format_euros_fr(funding.released_cents):>20}")
         print(f"  remaining: {format_euros_fr(funding.remaining_cents):>20}")
+        print(f"  in the pipeline (application, selection): {format_euros_fr(funding.pipeline_cents)}")
+        print(f"  waiting list: {format_euros_fr(funding.waitlisted_cents)}")
+        print(
+            f"  to recover: {format_euros_fr(funding.to_recover_cents)}   "
+            f"recovered: {format_euros_fr(funding.recovered_cents)}"
+        )
