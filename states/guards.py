@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from enum import StrEnum
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
@@ -25,11 +26,22 @@ from states.errors import (
     UsageCriteriaNotMetError,
 )
 from states.grappe import EligibilityRules, Grappe, eligibility_problems
-from states.money import format_cents, parse_amount_param
+from states.money import format_cents, parse_amount_param, parse_plain_decimal
+
+
+class CriterionUnit(StrEnum):
+    """What a usage criterion measures: a share of people (0 to 100) or a number of things (0 or more)."""
+
+    PERCENT = "percent"
+    COUNT = "count"
 
 
 class Criterion(Protocol):
-    """A usage criterion: its id and the least value that meets it."""
+    """A usage criterion: its id, its unit and the least value that meets it."""
+
+    @property
+    def unit(self) -> CriterionUnit:
+        """What it measures."""
 
     @property
     def id(self) -> str:
@@ -225,7 +237,7 @@ def usage_criteria_met(ctx: GuardContext) -> None:
         if raw is None:
             unmet.append(f"{criterion.id} not measured (min {criterion.min})")
             continue
-        value = measured_value(criterion.id, raw)
+        value = measured_value(criterion.id, raw, criterion.unit)
         if value < criterion.min:
             unmet.append(f"{criterion.id} = {value} < {criterion.min}")
     if unmet:
@@ -237,14 +249,17 @@ def usage_criteria_met(ctx: GuardContext) -> None:
         )
 
 
-def measured_value(criterion: str, raw: str) -> Decimal:
-    """Parse a measured usage value (a decimal number); malformed values are bad input, not a refusal."""
-    try:
-        value = Decimal(raw.strip().replace(",", "."))
-    except InvalidOperation:
-        raise InvalidArgumentError(f"verify_usage: {criterion}={raw!r} is not a number") from None
-    if not value.is_finite():
-        raise InvalidArgumentError(f"verify_usage: {criterion}={raw!r} is not a finite number")
+def measured_value(criterion: str, raw: str, unit: CriterionUnit = CriterionUnit.PERCENT) -> Decimal:
+    """Read a measured usage value: a plain ASCII decimal within its unit's range; anything else is bad input.
+
+    `850`, `1e3`, `٨٦` and `-1` are typing errors, not values under the threshold: they are refused as such.
+    """
+    value = parse_plain_decimal(raw)
+    if value is None:
+        raise InvalidArgumentError(f"verify_usage: {criterion}={raw!r} is not a number such as 86 or 62.5")
+    if value < 0 or (unit is CriterionUnit.PERCENT and value > 100):
+        limits = "from 0 to 100" if unit is CriterionUnit.PERCENT else "0 or more"
+        raise InvalidArgumentError(f"verify_usage: {criterion}={raw!r} is out of range ({unit}: {limits})")
     return value
 
 

@@ -27,6 +27,7 @@ from pydantic import (
 
 from states.errors import MalformedFileError, UnknownCampaignError
 from states.grappe import SERVICES_SOCLES
+from states.guards import CriterionUnit
 from states.lifecycle import TRANCHE_MILESTONES
 from states.money import decimal_places, parse_euros
 from workflow.tomlfile import (
@@ -88,6 +89,7 @@ class UsageCriterion:
     id: str
     label: str
     min: Decimal
+    unit: CriterionUnit = CriterionUnit.PERCENT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,7 +192,9 @@ def load_campaign(path: Path) -> Campaign:
         ),
         reminder_days=tuple(sorted(reminders.days_before, reverse=True)),
         reminder_time=DEFAULT_REMINDER_TIME if reminders.send_at is None else reminders.send_at,
-        usage_criteria=tuple(UsageCriterion(id=c.id, label=c.label, min=c.min) for c in file.usage_criteria),
+        usage_criteria=tuple(
+            UsageCriterion(id=c.id, label=c.label, min=c.min, unit=c.unit) for c in file.usage_criteria
+        ),
         path=str(path),
     )
 
@@ -321,6 +325,20 @@ class _CriterionFile(StrictModel):
     id: Annotated[str, PlainValidator(_criterion_id)]
     min: Annotated[Decimal, amount(Decimal(1_000_000_000))]
     label: Annotated[str, text()]
+    unit: Annotated[CriterionUnit, PlainValidator(_criterion_unit)] = CriterionUnit.PERCENT
+
+    @model_validator(mode="after")
+    def _min_within_unit(self) -> _CriterionFile:
+        if self.unit is CriterionUnit.PERCENT and self.min > 100:
+            raise ValueError(f'min {self.min} is not a percentage (0 to 100); set unit = "count" for a count')
+        return self
+
+
+def _criterion_unit(value: object) -> CriterionUnit:
+    units = ", ".join(f'"{u}"' for u in CriterionUnit)
+    if not isinstance(value, str) or value not in tuple(CriterionUnit):
+        raise ValueError(f"{value!r} is not one of {units}")
+    return CriterionUnit(value)
 
 
 class _CampaignFile(StrictModel):
