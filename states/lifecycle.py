@@ -133,6 +133,7 @@ class MessageKey(StrEnum):
     """What makes a message unique (its outbox idempotency key), so that it is queued once whatever is retried."""
 
     PER_CHANGE = "change"  # one per audit row: `p<id>:<event>:<seq>`
+    PER_CHANGE_TEMPLATE = "change_template"  # a second message of one audit row: `p<id>:<event>:<seq>:<template>`
     PER_DEADLINE = "deadline"  # one per missed deadline: `p<id>:lapse:<deadline>`
     PER_TRANCHE = "tranche"  # a tranche is released once, so told once: `p<id>:tranche:<n>`
 
@@ -168,9 +169,18 @@ class Message:
 
 
 def message_key(
-    scheme: MessageKey, project_id: int, *, event: str, seq: int, deadline: str = "", tranche: int = 0
+    scheme: MessageKey,
+    project_id: int,
+    *,
+    event: str,
+    seq: int,
+    deadline: str = "",
+    tranche: int = 0,
+    template: str = "",
 ) -> str:
     """The outbox idempotency key of a message (the engine writes it, `esms check` expects it)."""
+    if scheme is MessageKey.PER_CHANGE_TEMPLATE:
+        return f"p{project_id}:{event}:{seq}:{template}"
     if scheme is MessageKey.PER_DEADLINE:
         return f"p{project_id}:lapse:{deadline}"
     if scheme is MessageKey.PER_TRANCHE:
@@ -178,12 +188,14 @@ def message_key(
     return f"p{project_id}:{event}:{seq}"
 
 
-#: Sent for every tranche a change releases, whatever the event (forced moves included).
+#: Sent for every tranche a change releases, whatever the event (a release by two people included).
 TRANCHE_RELEASED_MESSAGE: Final = Message(template=Template.TRANCHE_RELEASED, key=MessageKey.PER_TRANCHE)
 #: Sent for every forced move, telling the owner the new state (the reason only when the operator shares it).
 FORCED_MESSAGE: Final = Message(template=Template.FORCED)
 #: Sent when a project enters recovery: the amount to repay and why.
-RECOVERY_DUE_MESSAGE: Final = Message(template=Template.RECOVERY_DUE, context=(Context.RECOVERY,))
+RECOVERY_DUE_MESSAGE: Final = Message(
+    template=Template.RECOVERY_DUE, key=MessageKey.PER_CHANGE_TEMPLATE, context=(Context.RECOVERY,)
+)
 
 
 class ParamKind(StrEnum):

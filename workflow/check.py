@@ -201,7 +201,8 @@ def _messages(project: Project, rows: list[AuditEntry], tranches: list[Tranche],
         declared = lifecycle.declared_messages(row.event, row.source, row.dest)
         missed = lifecycle.DEADLINE_BY_STATE.get(row.source or "", "")
         expected.extend(
-            lifecycle.message_key(m.key, pid, event=row.event, seq=row.seq, deadline=missed) for m in declared
+            lifecycle.message_key(m.key, pid, event=row.event, seq=row.seq, deadline=missed, template=m.template)
+            for m in declared
         )
     released = {
         lifecycle.message_key(lifecycle.MessageKey.PER_TRANCHE, pid, event="", seq=0, tranche=t.number)

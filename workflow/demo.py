@@ -45,25 +45,43 @@ class Step:
     params: dict[str, str]
 
 
-SAMPLES = ("grappe-hainaut", "grappe-artois", "grappe-oise", "grappe-ain")
+SAMPLES = ("grappe-hainaut", "grappe-artois", "grappe-oise", "grappe-ain", "grappe-flandre")
+#: The demo's programme officer and the second person who approves a release outside its event (four eyes).
+OFFICER = "chargée de mission ESMS"
+APPROVER = "directrice de l'autonomie"
 
 SCRIPT = (
     Step("2021-03-10T10:00", "grappe-hainaut", "submit", {}),
+    Step("2021-03-22T14:00", "grappe-flandre", "submit", {}),
     Step("2021-03-25T16:30", "grappe-artois", "submit", {}),
     Step("2021-03-31T23:59:59", "grappe-oise", "submit", {}),
     Step("2021-04-02T09:00", "grappe-ain", "submit", {}),
     Step("2021-04-20T11:00", "grappe-hainaut", "select", {"group": "A"}),
     Step("2021-04-20T11:05", "grappe-artois", "select", {"group": "A"}),
-    Step("2021-04-20T11:10", "grappe-oise", "select", {"group": "B"}),
+    Step("2021-04-20T11:08", "grappe-flandre", "select", {"group": "A"}),
+    Step("2021-04-20T11:10", "grappe-oise", "select", {"group": "A"}),  # refused: over the envelope
+    Step("2021-04-20T11:12", "grappe-oise", "select", {"group": "B"}),
     Step("2021-04-22T09:00", "grappe-hainaut", "file_needs", {"reference": "RESAH-SAD-2021-0042"}),
+    Step("2021-04-23T09:00", "grappe-artois", "file_needs", {"reference": "RESAH-SAD-2021-0051"}),
+    Step("2021-04-26T15:00", "grappe-artois", "sign_contract", {"vendor": "Éditeur DUI Artois"}),
+    Step("2021-04-28T10:00", "grappe-artois", "sign_agreement", {}),
     Step("2021-05-03T09:00", "grappe-artois", "withdraw", {"reason": "fusion des organismes gestionnaires"}),
     Step("2021-05-04T10:00", "grappe-oise", "promote", {}),
     Step("2021-05-12T14:00", "grappe-ain", "select", {"group": "A"}),
     Step("2021-05-20T15:00", "grappe-hainaut", "sign_contract", {"vendor": "Éditeur DUI Nord"}),
+    Step("2021-05-26T10:00", "grappe-ain", "file_needs", {"reference": "RESAH-SAD-2021-0103"}),
+    Step("2021-06-01T10:00", "grappe-ain", "sign_contract", {"vendor": "Éditeur DUI Rhône"}),
+    # The agreement was signed on paper and the state corrected by hand: the money then takes two people.
+    Step(
+        "2021-06-10T09:00", "grappe-ain", "force", {"state": "configuration", "reason": "convention signée sur papier"}
+    ),
+    Step("2021-06-10T11:00", "grappe-ain", "release", {"tranche": "1", "reason": "convention signée le 04/06/2021"}),
+    Step("2021-06-15T10:00", "grappe-artois", "record_repayment", {"amount": "40000", "reference": "TR-2021-118"}),
     Step("2021-06-29T17:00", "grappe-hainaut", "sign_agreement", {}),
     Step("2021-06-30T12:00", "grappe-oise", "file_needs", {"reference": "RESAH-SAD-2021-0077"}),
     Step("2021-06-30T18:00", "grappe-oise", "sign_contract", {"vendor": "Éditeur DUI Picardie"}),
     Step("2021-07-01T09:00", "grappe-oise", "sign_agreement", {}),  # too late: lapsed at midnight
+    Step("2021-09-15T10:00", "grappe-artois", "record_repayment", {"amount": "24000", "reference": "TR-2021-164"}),
     Step("2021-10-15T10:00", "grappe-hainaut", "finish_configuration", {"invoice": "FAC-2021-311"}),
     Step("2022-03-01T10:00", "grappe-hainaut", "finish_rollout", {"invoice": "FAC-2022-058"}),
     Step("2022-06-01T10:00", "grappe-hainaut", "verify_usage", {"dui_actifs": "72", "ins_qualifiees": "64"}),
@@ -172,7 +190,13 @@ def _play(
     project_id = ids[step.project]
     label = f"#{project_id} {names[project_id]}"
     try:
-        change = workflow.fire(project_id, step.event, step.params, actor="demo")
+        if step.event == "force":
+            change = workflow.force(project_id, step.params["state"], step.params["reason"], OFFICER)
+        elif step.event == "release":
+            number = int(step.params["tranche"])
+            change = workflow.release(project_id, number, step.params["reason"], OFFICER, APPROVER)
+        else:
+            change = workflow.fire(project_id, step.event, step.params, actor="demo")
     except RuleRefusedError as refused:
         counts["refusals"] += 1
         say(f"{stamp()}  {label}: REFUSED — {refused}")
@@ -182,6 +206,12 @@ def _play(
     for tranche in change.released:
         counts["tranches"] += 1
         line += f"; tranche {tranche.number} released: {format_euros_fr(tranche.amount_cents)}"
+    if change.approved_by:
+        line += f" on the word of {change.actor} and {change.approved_by}"
+    for number in change.pending_milestones:
+        line += f"; tranche {number} reached, not released (a forced move moves no money)"
+    if change.amounts:
+        line += f"; {format_euros_fr(sum(change.amounts.values()))} recorded"
     say(line)
 
 

@@ -68,7 +68,13 @@ def queue_change_messages(
     def queue(message: lifecycle.Message, extra: dict[str, Any], *, deadline: str = "", tranche: int = 0) -> None:
         nonlocal queued
         key = lifecycle.message_key(
-            message.key, pid, event=change.event, seq=change.seq, deadline=deadline, tranche=tranche
+            message.key,
+            pid,
+            event=change.event,
+            seq=change.seq,
+            deadline=deadline,
+            tranche=tranche,
+            template=message.template,
         )
         if enqueue(
             session,
@@ -81,7 +87,7 @@ def queue_change_messages(
         ):
             queued += 1
 
-    if change.forced:
+    if change.event == lifecycle.EventName.FORCE:
         queue(
             lifecycle.FORCED_MESSAGE,
             {
