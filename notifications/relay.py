@@ -51,6 +51,12 @@ CLAIM_PERIOD: Final = timedelta(minutes=5)
 #: Retry backoff: 30 s, doubled each attempt, capped at 1 h, ±20 % jitter (so a day-long outage is survived).
 BACKOFF_BASE: Final = timedelta(seconds=30)
 BACKOFF_CAP: Final = timedelta(hours=1)
+BACKOFF_JITTER: Final = 0.2
+#: The longest a pending message can wait after a pass before it is due again, whatever happened in that pass
+#: (its claim by a relay that was killed, or the longest backoff): the horizon a catch-up must look past.
+LONGEST_WAIT: Final = max(CLAIM_PERIOD, BACKOFF_CAP * (1 + BACKOFF_JITTER))
+#: How many due messages one pass claims, oldest first; the rest wait for the next pass.
+BATCH_LIMIT: Final = 500
 
 
 @dataclass
@@ -82,7 +88,7 @@ class RelayReport:
 def backoff(attempts: int, rng: random.Random) -> timedelta:
     """The wait before attempt number `attempts + 1`."""
     delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
-    return timedelta(seconds=delay.total_seconds() * rng.uniform(0.8, 1.2))
+    return timedelta(seconds=delay.total_seconds() * rng.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER))
 
 
 def build_email(message: OutboxMessage, mail_from: str, now: datetime) -> EmailMessage:
@@ -140,7 +146,7 @@ def deliver_due(
     clock: Clock,
     settings: MailSettings,
     *,
-    limit: int = 500,
+    limit: int = BATCH_LIMIT,
     transport: Transport | None = None,
     rng: random.Random | None = None,
 ) -> RelayReport:
