@@ -35,6 +35,22 @@ class EligibilityRules(Protocol):
     def min_services_socles(self) -> int:
         """Least number of services socles a compliance project targets."""
 
+    @property
+    def max_esms(self) -> int | None:
+        """Most ESMS a grappe of this call may group (larger ones apply to the national call)."""
+
+    @property
+    def min_services_socles_acquisition(self) -> int:
+        """Least number of services socles an acquisition project targets."""
+
+    @property
+    def categories(self) -> tuple[str, ...] | None:
+        """The categories of establishment the call accepts (None: any)."""
+
+    @property
+    def departements(self) -> tuple[str, ...] | None:
+        """The départements where most of a grappe's ESMS must be (None: anywhere)."""
+
 
 class FundingRates(Protocol):
     """A campaign's rates (`workflow.campaigns.Funding` is one)."""
@@ -45,6 +61,8 @@ class FundingRates(Protocol):
 
 #: 9 characters, the département first: two digits, or 2A/2B for Corsica.
 FINESS_PATTERN = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
+#: A département as campaigns name them: 2 digits, 2A/2B, or 3 digits overseas (971…976).
+DEPARTEMENT_PATTERN = re.compile(r"[0-9]{2}|2A|2B|97[1-6]")
 
 
 def finess_problem(finess: str) -> str | None:
@@ -117,12 +135,35 @@ def eligibility_problems(grappe: Grappe, rules: EligibilityRules) -> list[str]:
         if esms.finess in seen:
             problems.append(f"ESMS {esms.finess} listed twice")
         seen.add(esms.finess)
-    if grappe.kind == "compliance":
-        # The INS is mandatory for everyone, so it never counts as one of the optional services socles.
-        socles = {s for s in grappe.services_socles if s in SERVICES_SOCLES}
-        if len(socles) < rules.min_services_socles:
+    socles = {s for s in grappe.services_socles if s in SERVICES_SOCLES}  # the INS never counts
+    least = rules.min_services_socles if grappe.kind == "compliance" else rules.min_services_socles_acquisition
+    if len(socles) < least:
+        problems.append(
+            f"{grappe.kind} project targets {len(socles)} services socles "
+            f"({', '.join(sorted(socles)) or 'none'}), at least {least} required"
+        )
+    if rules.max_esms is not None and grappe.esms_count > rules.max_esms:
+        problems.append(
+            f"{grappe.esms_count} ESMS, at most {rules.max_esms} in this call: "
+            "a grappe of this size applies to the national call"
+        )
+    if rules.categories is not None:
+        accepted = set(rules.categories)
+        problems.extend(
+            f"ESMS {e.finess}: category {e.category!r} is not accepted by this call ({', '.join(rules.categories)})"
+            for e in grappe.esms
+            if e.category not in accepted
+        )
+    if rules.departements is not None and grappe.esms:
+        inside = sum(1 for e in grappe.esms if _departement_of(e.finess) in rules.departements)
+        if inside * 2 <= grappe.esms_count:
             problems.append(
-                f"compliance project targets {len(socles)} services socles "
-                f"({', '.join(sorted(socles)) or 'none'}), at least {rules.min_services_socles} required"
+                f"{inside} of {grappe.esms_count} ESMS in this call's départements "
+                f"({', '.join(rules.departements)}): more than half are required"
             )
     return problems
+
+
+def _departement_of(finess: str) -> str:
+    # Overseas FINESS numbers start with 97 then the third digit of the département (971…976 → "97" + "1"…).
+    return finess[:3] if finess.startswith("97") else finess[:2]

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
+from states.calendar import parse_day_param
 from states.errors import (
     DeadlinePassedError,
     EnvelopeExceededError,
@@ -26,6 +27,7 @@ from states.errors import (
     UsageCriteriaNotMetError,
 )
 from states.grappe import EligibilityRules, Grappe, eligibility_problems
+from states.lifecycle import DEADLINE_BY_STATE
 from states.money import format_cents, parse_amount_param, parse_plain_decimal
 
 
@@ -308,6 +310,20 @@ def _amount(ctx: GuardContext) -> int:
     return parse_amount_param(ctx.event, "amount", ctx.params.get("amount", ""))
 
 
+def extends_deadline(ctx: GuardContext) -> None:
+    """An extension gives a later date than the one in force for the deadline the project's state waits on."""
+    key = DEADLINE_BY_STATE[ctx.state]
+    until = parse_day_param(ctx.event, "until", ctx.params["until"])
+    current = ctx.campaign.calendar.get(key)
+    if current is not None and until <= current:
+        raise DeadlinePassedError(
+            f"until={until.isoformat()} is not later than the {key} in force ({current.isoformat()})",
+            rule="extends_deadline",
+            event=ctx.event,
+            state=ctx.state,
+        )
+
+
 Selector = Callable[[GuardContext], bool]
 
 #: Facts that choose among the arrows of one event, without refusing anything.
@@ -328,6 +344,8 @@ GUARDS: Final[dict[str, Guard]] = {
     "needs_statement_open": not_before("needs_statement_opens", "needs_statement_open"),
     "application_deadline_passed": deadline_passed("application_deadline"),
     "agreement_deadline_passed": deadline_passed("agreement_deadline"),
+    "completion_deadline_passed": deadline_passed("completion_deadline"),
+    "extends_deadline": extends_deadline,
     "eligible": eligible,
     "usage_criteria_met": usage_criteria_met,
     "esms_not_funded_elsewhere": esms_not_funded_elsewhere,

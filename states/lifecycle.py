@@ -101,12 +101,14 @@ class EventName(StrEnum):
     VERIFY_USAGE = "verify_usage"
     WITHDRAW = "withdraw"
     LAPSE = "lapse"
+    EXTEND = "extend"
     RECORD_REPAYMENT = "record_repayment"
     WAIVE_RECOVERY = "waive_recovery"
     # Audit rows only: a registration, a move that bypassed the guards, a tranche released on two people's word.
     REGISTER = "register"
     FORCE = "force"
     RELEASE = "release"
+    AMEND = "amend"
 
 
 E = EventName
@@ -122,11 +124,13 @@ class Template(StrEnum):
     LAPSED = "lapsed"
     TRANCHE_RELEASED = "tranche_released"
     FORCED = "forced"
+    DEADLINE_EXTENDED = "deadline_extended"
     RECOVERY_DUE = "recovery_due"
     REPAYMENT_RECORDED = "repayment_recorded"
     RECOVERY_WAIVED = "recovery_waived"
     REMINDER = "reminder"
     DIGEST = "digest"
+    PROJECT_AMENDED = "project_amended"
 
 
 class MessageKey(StrEnum):
@@ -152,6 +156,7 @@ class Context(StrEnum):
     MISSED_DEADLINE = "deadline"  # the deadline the project's previous state waited on (name, label, date)
     RECOVERY = "recovery"  # the money owed back: released, repaid, waived, balance (in cents)
     AMOUNT = "amount_cents"  # the amount the event carried (a repayment, a waiver), in cents
+    EXTENSION = "extension"  # the deadline extended: name, label, previous and new date
 
 
 CALENDAR_CONTEXT: Final[frozenset[Context]] = frozenset(
@@ -203,6 +208,7 @@ class ParamKind(StrEnum):
 
     TEXT = "text"
     AMOUNT = "amount"  # euros, a plain ASCII decimal with at most two decimals, more than zero
+    DATE = "date"  # a calendar day, YYYY-MM-DD
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +227,7 @@ class Param:
     records: str | None = None
     adds_to: str | None = None
     is_reason: bool = False
+    document: bool = False  # a piece of evidence (a reference, an invoice): kept in the project's documents
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,14 +264,20 @@ class Event:
     free_params: bool = False
     releases: int | None = None
     messages: tuple[Message, ...] = ()
+    sets: tuple[tuple[str, str], ...] = ()  # project fields set to a fixed value (`promote`: group A)
+    sets_deadline: SetsDeadline | None = None
 
     def param(self, name: str) -> Param | None:
         """Return the declared parameter called `name`, if any."""
         return next((p for p in self.params if p.name == name), None)
 
     def recorded(self, params: dict[str, str]) -> dict[str, str]:
-        """The project fields this event records from its parameters."""
-        return {p.records: params[p.name] for p in self.params if p.records and p.name in params}
+        """The project fields this event records: from its parameters, and the fixed values it sets."""
+        return {**{p.records: params[p.name] for p in self.params if p.records and p.name in params}, **dict(self.sets)}
+
+    def documents(self, params: dict[str, str]) -> list[tuple[str, str]]:
+        """The (key, value) pairs of evidence this event's parameters carry, kept in the project's documents."""
+        return [(p.name, params[p.name]) for p in self.params if p.document and params.get(p.name)]
 
     @property
     def commits(self) -> bool:
@@ -284,13 +297,88 @@ class Event:
         return next((params.get(p.name) for p in self.params if p.is_reason), None)
 
 
+# --- Calendar: which deadline each state waits on, and what the sweep does when it passes --------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deadline:
+    """A calendar deadline and the states that wait on it.
+
+    When it passes, the sweep fires `on_pass` on projects still in `states` (None: they stay, flagged in the
+    digest). Owners in `reminded` states are reminded at the campaign's `reminders.days_before` offsets.
+    """
+
+    key: str
+    label: str  # French, for what users read
+    states: tuple[State, ...]
+    reminded: tuple[State, ...]
+    on_pass: EventName | None
+    todo: str  # French: what the owner must still do before it
+
+
+DEADLINES: Final[tuple[Deadline, ...]] = (
+    Deadline(
+        key="application_deadline",
+        label="date limite de dépôt des candidatures",
+        states=(S.APPLICATION,),
+        reminded=(S.APPLICATION,),
+        on_pass=E.LAPSE,
+        todo="déposer votre candidature complète",
+    ),
+    Deadline(
+        key="selection_deadline",
+        label="date limite de sélection des projets",
+        states=(S.SELECTION,),
+        reminded=(),  # the ARS decides, the owner has nothing to do: the digest flags undecided projects
+        on_pass=None,
+        todo="",
+    ),
+    Deadline(
+        key="agreement_deadline",
+        label="date limite de signature de la convention",
+        states=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED),
+        reminded=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT),
+        on_pass=E.LAPSE,
+        todo="déposer l'expression de besoins, contractualiser avec un éditeur et signer la convention",
+    ),
+    Deadline(
+        key="completion_deadline",  # a project's own: its agreement day + the campaign's `completion_months`
+        label="date limite d'achèvement du projet",
+        states=(S.CONFIGURATION, S.ROLLOUT, S.USAGE_EVALUATION),
+        reminded=(S.CONFIGURATION, S.ROLLOUT, S.USAGE_EVALUATION),
+        on_pass=E.LAPSE,
+        todo="achever le paramétrage et le déploiement, puis faire vérifier les critères d'usage",
+    ),
+)
+DEADLINES_BY_KEY: Final[dict[str, Deadline]] = {d.key: d for d in DEADLINES}
+#: The deadline a project in a given state waits on.
+DEADLINE_BY_STATE: Final[dict[str, str]] = {state: d.key for d in DEADLINES for state in d.states}
+
+
+class DeadlineRule(StrEnum):
+    """How an event sets a project's own date for a deadline."""
+
+    COMPLETION = "completion"  # the event's day + the campaign's `completion_months` (same day, or month end)
+    PROMOTION_GRACE = "promotion_grace"  # the later of the campaign's date and the day + `promotion_grace_days`
+    EXTENSION = "extension"  # the `until=` date given, for the deadline the project's state waits on
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetsDeadline:
+    """An event's effect on the project's own calendar: which deadline (None: the one its state waits on), how."""
+
+    key: str | None
+    rule: DeadlineRule
+
+
 # --- Events ---------------------------------------------------------------------------------------------------
 
 #: Guards that read the programme's money or ESMS across projects.
 COMMITMENT_GUARDS: Final = frozenset({"esms_not_funded_elsewhere", "fits_envelope"})
 
-#: The states that wait on the agreement deadline.
-_AGREEMENT_WAIT: Final = (S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED)
+#: The states that wait on the agreement deadline, and on the completion deadline.
+_AGREEMENT_WAIT: Final = DEADLINES_BY_KEY["agreement_deadline"].states
+_COMPLETION_WAIT: Final = DEADLINES_BY_KEY["completion_deadline"].states
 #: A repayment or a waiver: the balance reaching zero ends the recovery; the amount never exceeds the balance.
 _RECOVERY_ARROWS: Final = (
     Arrow(
@@ -359,37 +447,40 @@ EVENTS: Final[tuple[Event, ...]] = (
             ),
         ),
         messages=(Message(template=Template.PROMOTED, context=(Context.AGREEMENT_DEADLINE,)),),
+        sets=(("selection_group", "A"),),  # the history keeps that it came from group B
+        sets_deadline=SetsDeadline(key="agreement_deadline", rule=DeadlineRule.PROMOTION_GRACE),
     ),
     Event(
         name=E.FILE_NEEDS,
         summary="the owner files the needs statement on the RESAH platform",
         arrows=(Arrow(sources=(S.NEEDS_STATEMENT,), dest=S.VENDOR_CONTRACT, guards=("needs_statement_open",)),),
-        params=(Param(name="reference", records="needs_reference"),),
+        params=(Param(name="reference", records="needs_reference", document=True),),
     ),
     Event(
         name=E.SIGN_CONTRACT,
         summary="the owner signs the contract with a DUI vendor",
         arrows=(Arrow(sources=(S.VENDOR_CONTRACT,), dest=S.AGREEMENT),),
-        params=(Param(name="vendor", records="vendor"),),
+        params=(Param(name="vendor", records="vendor", document=True),),
     ),
     Event(
         name=E.SIGN_AGREEMENT,
         summary="the ARS signs the funding agreement",
         arrows=(Arrow(sources=(S.AGREEMENT,), dest=S.CONFIGURATION, guards=("on_or_before_agreement_deadline",)),),
         releases=1,
+        sets_deadline=SetsDeadline(key="completion_deadline", rule=DeadlineRule.COMPLETION),
     ),
     Event(
         name=E.FINISH_CONFIGURATION,
         summary="end of configuration, invoice received",
         arrows=(Arrow(sources=(S.CONFIGURATION,), dest=S.ROLLOUT),),
-        params=(Param(name="invoice", records="configuration_invoice"),),
+        params=(Param(name="invoice", records="configuration_invoice", document=True),),
         releases=2,
     ),
     Event(
         name=E.FINISH_ROLLOUT,
         summary="end of rollout to every ESMS, invoice received",
         arrows=(Arrow(sources=(S.ROLLOUT,), dest=S.USAGE_EVALUATION),),
-        params=(Param(name="invoice", records="rollout_invoice"),),
+        params=(Param(name="invoice", records="rollout_invoice", document=True),),
     ),
     Event(
         name=E.VERIFY_USAGE,
@@ -432,8 +523,37 @@ EVENTS: Final[tuple[Event, ...]] = (
                 guards=("agreement_deadline_passed",),
                 selectors=("nothing_released",),
             ),
+            # After the agreement the first tranche was released: a project past its completion deadline owes it.
+            Arrow(
+                sources=_COMPLETION_WAIT,
+                dest=S.RECOVERY,
+                guards=("completion_deadline_passed",),
+                selectors=("money_released",),
+                messages=(RECOVERY_DUE_MESSAGE,),
+            ),
+            Arrow(
+                sources=_COMPLETION_WAIT,
+                dest=S.LAPSED,
+                guards=("completion_deadline_passed",),
+                selectors=("nothing_released",),
+            ),
         ),
         messages=(Message(template=Template.LAPSED, key=MessageKey.PER_DEADLINE, context=(Context.MISSED_DEADLINE,)),),
+    ),
+    Event(
+        name=E.EXTEND,
+        summary="an amendment (avenant) gives the project a later date for the deadline its state waits on",
+        arrows=tuple(
+            Arrow(sources=(state,), dest=state, guards=("extends_deadline",))
+            for deadline in DEADLINES
+            for state in deadline.states
+        ),
+        params=(
+            Param(name="until", kind=ParamKind.DATE, document=True),
+            Param(name="reason", is_reason=True),
+        ),
+        messages=(Message(template=Template.DEADLINE_EXTENDED, context=(Context.EXTENSION, Context.REASON)),),
+        sets_deadline=SetsDeadline(key=None, rule=DeadlineRule.EXTENSION),
     ),
     Event(
         name=E.RECORD_REPAYMENT,
@@ -441,7 +561,7 @@ EVENTS: Final[tuple[Event, ...]] = (
         arrows=_RECOVERY_ARROWS,
         params=(
             Param(name="amount", kind=ParamKind.AMOUNT, adds_to="repaid_cents"),
-            Param(name="reference", required=False),
+            Param(name="reference", required=False, document=True),
         ),
         messages=(Message(template=Template.REPAYMENT_RECORDED, context=(Context.AMOUNT, Context.RECOVERY)),),
     ),
@@ -509,56 +629,6 @@ def declared_messages(event: str, source: str | None, dest: str) -> tuple[Messag
 TRANCHE_MILESTONES: Final[dict[int, State]] = {
     e.releases: arrow.dest for e in EVENTS if e.releases is not None for arrow in e.arrows
 }
-
-
-# --- Calendar: which deadline each state waits on, and what the sweep does when it passes --------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Deadline:
-    """A calendar deadline and the states that wait on it.
-
-    When it passes, the sweep fires `on_pass` on projects still in `states` (None: they stay, flagged in the
-    digest). Owners in `reminded` states are reminded at the campaign's `reminders.days_before` offsets.
-    """
-
-    key: str
-    label: str  # French, for what users read
-    states: tuple[State, ...]
-    reminded: tuple[State, ...]
-    on_pass: EventName | None
-    todo: str  # French: what the owner must still do before it
-
-
-DEADLINES: Final[tuple[Deadline, ...]] = (
-    Deadline(
-        key="application_deadline",
-        label="date limite de dépôt des candidatures",
-        states=(S.APPLICATION,),
-        reminded=(S.APPLICATION,),
-        on_pass=E.LAPSE,
-        todo="déposer votre candidature complète",
-    ),
-    Deadline(
-        key="selection_deadline",
-        label="date limite de sélection des projets",
-        states=(S.SELECTION,),
-        reminded=(),  # the ARS decides, the owner has nothing to do: the digest flags undecided projects
-        on_pass=None,
-        todo="",
-    ),
-    Deadline(
-        key="agreement_deadline",
-        label="date limite de signature de la convention",
-        states=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT, S.WAITLISTED),
-        reminded=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT),
-        on_pass=E.LAPSE,
-        todo="déposer l'expression de besoins, contractualiser avec un éditeur et signer la convention",
-    ),
-)
-DEADLINES_BY_KEY: Final[dict[str, Deadline]] = {d.key: d for d in DEADLINES}
-#: The deadline a project in a given state waits on.
-DEADLINE_BY_STATE: Final[dict[str, str]] = {state: d.key for d in DEADLINES for state in d.states}
 
 
 def rank(state: str) -> int | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
+from states.calendar import parse_day_param
 from states.errors import EventNotAllowedError, InvalidArgumentError, UnknownEventError
 from states.guards import GUARDS, SELECTORS, GuardContext
 from states.lifecycle import EVENTS_BY_NAME, STATES, TRANSITIONS, ParamKind, Transition
@@ -124,6 +125,8 @@ def check_params(event: str, params: dict[str, str]) -> None:
             raise InvalidArgumentError(f"{event}: {param.name}={value!r} is not one of {', '.join(param.choices)}")
         if param.kind is ParamKind.AMOUNT:
             parse_amount_param(event, param.name, value)
+        if param.kind is ParamKind.DATE:
+            parse_day_param(event, param.name, value)
 
 
 def fire(context: GuardContext) -> str:

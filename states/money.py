@@ -74,14 +74,14 @@ def split_tranches(total_cents: int, percents: list[Decimal]) -> list[int]:
     return amounts
 
 
-#: A number as people type it in a parameter: ASCII digits, one optional point, an optional minus sign. No
-#: exponent, no other script's digits, no "1_000": what is read is what was meant.
+#: A number as people type it in a parameter: ASCII digits, one optional decimal point (or French comma), an
+#: optional minus sign. No exponent, no other script's digits, no "1_000": what is read is what was meant.
 PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,18})?")
 
 
 def parse_plain_decimal(text: str) -> Decimal | None:
-    """Read a plain ASCII decimal (`86`, `62.5`, `-1`), or None when `text` is anything else."""
-    text = text.strip()
+    """Read a plain ASCII decimal (`86`, `62.5`, the French `62,5`, `-1`), or None when `text` is anything else."""
+    text = text.strip().replace(",", ".")
     if not PLAIN_DECIMAL.fullmatch(text):
         return None
     return Decimal(text)

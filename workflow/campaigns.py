@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from states.errors import MalformedFileError, UnknownCampaignError
-from states.grappe import SERVICES_SOCLES
+from states.grappe import DEPARTEMENT_PATTERN, SERVICES_SOCLES
 from states.guards import CriterionUnit
 from states.lifecycle import TRANCHE_MILESTONES
 from states.money import decimal_places, parse_euros
@@ -75,11 +75,15 @@ class Funding:
 
 @dataclass(frozen=True, kw_only=True)
 class Eligibility:
-    """The minima a grappe must meet to submit."""
+    """The rules a grappe must meet to submit: minima, and the later calls' limits (None: not enforced)."""
 
     min_organisations: int
     min_esms: int
     min_services_socles: int
+    max_esms: int | None = None
+    min_services_socles_acquisition: int = 0
+    categories: tuple[str, ...] | None = None
+    departements: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +112,8 @@ class Campaign:
     reminder_time: time
     usage_criteria: tuple[UsageCriterion, ...]
     path: str
+    completion_months: int | None = None  # the completion deadline: agreement signature + this many months
+    promotion_grace_days: int = 0  # a promoted project's agreement deadline: at least promotion day + this
 
     def deadline_end(self, key: str) -> datetime | None:
         """Return the first instant (UTC) after the deadline `key`, or None when the campaign sets none.
@@ -189,7 +195,13 @@ def load_campaign(path: Path) -> Campaign:
             min_organisations=file.eligibility.min_organisations,
             min_esms=file.eligibility.min_esms,
             min_services_socles=file.eligibility.min_services_socles,
+            max_esms=file.eligibility.max_esms,
+            min_services_socles_acquisition=file.eligibility.min_services_socles_acquisition,
+            categories=None if file.eligibility.categories is None else tuple(file.eligibility.categories),
+            departements=None if file.eligibility.departements is None else tuple(file.eligibility.departements),
         ),
+        completion_months=file.calendar.completion_months,
+        promotion_grace_days=file.calendar.promotion_grace_days,
         reminder_days=tuple(sorted(reminders.days_before, reverse=True)),
         reminder_time=DEFAULT_REMINDER_TIME if reminders.send_at is None else reminders.send_at,
         usage_criteria=tuple(
@@ -262,6 +274,9 @@ class _CalendarFile(StrictModel):
     selection_deadline: OptionalDay = None
     agreement_deadline: OptionalDay = None
     needs_statement_opens: OptionalDay = None
+    # Not dates: how long a project has after its agreement, and after a promotion from the waiting list.
+    completion_months: Annotated[int | None, integer(1, 120)] = None
+    promotion_grace_days: Annotated[int, integer(0, 366)] = 0
 
     def days(self) -> dict[str, date]:
         """The dates set, by key."""
@@ -304,6 +319,24 @@ class _EligibilityFile(StrictModel):
     min_organisations: Annotated[int, integer(1, 10_000)]
     min_esms: Annotated[int, integer(1, 100_000)]
     min_services_socles: Annotated[int, integer(0, len(SERVICES_SOCLES))]
+    # The later calls' rules (seed 002): optional, never enforced when absent.
+    max_esms: Annotated[int | None, integer(1, 100_000)] = None
+    min_services_socles_acquisition: Annotated[int, integer(0, len(SERVICES_SOCLES))] = 0
+    categories: Annotated[list[Annotated[str, text(64)]] | None, BeforeValidator(array)] = None
+    departements: Annotated[list[Annotated[str, PlainValidator(_departement)]] | None, BeforeValidator(array)] = None
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> Self:
+        if self.max_esms is not None and self.max_esms < self.min_esms:
+            raise problem(f"{self.max_esms} is below min_esms ({self.min_esms})", "max_esms")
+        return self
+
+
+def _departement(value: object) -> str:
+    code = read_text(value, 3)
+    if not DEPARTEMENT_PATTERN.fullmatch(code):
+        raise problem(f"{code!r} is not a département code (2 digits, 2A, 2B, or 3 digits overseas)")
+    return code
 
 
 class _RemindersFile(StrictModel):

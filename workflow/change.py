@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -14,6 +14,15 @@ class ReleasedTranche:
     number: int
     percent: Decimal
     amount_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadlineSet:
+    """A project's own date for a deadline, given by a change (the completion deadline, an extension)."""
+
+    key: str
+    day: date
+    previous: date | None  # the date in force before, if any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,3 +43,4 @@ class Change:
     amounts: dict[str, int] = field(default_factory=dict)  # cents added to project fields (a repayment)
     #: After a forced move: the tranches whose milestone the new state reached, still pending (`esms release`).
     pending_milestones: tuple[int, ...] = ()
+    deadline_set: DeadlineSet | None = None

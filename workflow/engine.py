@@ -32,8 +32,9 @@ from states.guards import GuardContext
 from states.machine import fire as fire_machine
 from states.money import format_cents, split_tranches
 from workflow.audit import AuditRecord, last_hash
+from workflow.calendars import deadline_set_by, for_project, with_deadline
 from workflow.campaigns import Campaign, get_campaign
-from workflow.change import Change, ReleasedTranche
+from workflow.change import Change, DeadlineSet, ReleasedTranche
 from workflow.clock import Clock
 from workflow.db import transaction
 from workflow.messages import queue_change_messages
@@ -174,7 +175,7 @@ class Workflow:
         context = GuardContext(
             event=event,
             state=project.state,
-            campaign=campaign,
+            campaign=for_project(campaign, project),
             grappe=lambda: load_grappe(session, project),
             now=self.clock.now(),
             params=params,
@@ -285,6 +286,14 @@ class Workflow:
         now, wall = self.clock.now(), self.clock.wall()
         assert project.id is not None
         source = project.state
+        calendar = for_project(campaign, project)
+        deadline_set = None
+        spec = None if forced else lifecycle.EVENTS_BY_NAME.get(event)
+        if spec is not None and (given := deadline_set_by(spec, params, calendar, source, now)) is not None:
+            key, day = given
+            deadline_set = DeadlineSet(key=key, day=day, previous=calendar.calendar.get(key))
+            fields = {**fields, "own_deadlines": with_deadline(project, key, day)}
+            calendar = replace(calendar, calendar={**calendar.calendar, key: day})
         # The version in the WHERE clause is what makes a concurrent change lose cleanly instead of silently.
         # No session synchronisation: it would compare the row with every project the sweep's batch loaded.
         updated = session.execute(
@@ -295,7 +304,7 @@ class Workflow:
                 state=dest,
                 updated_at=now,
                 version=project.version + 1,
-                next_due_at=next_due_at(campaign, dest, now),
+                next_due_at=next_due_at(calendar, dest, now),
                 **fields,
                 # Amounts add up (a repayment to what was repaid): the version guard makes the read-add safe.
                 **{name: getattr(project, name) + cents for name, cents in amounts.items()},
@@ -337,13 +346,14 @@ class Workflow:
             approved_by=approved_by,
             amounts=amounts,
             pending_milestones=_pending_milestones(session, project.id, dest) if forced else (),
+            deadline_set=deadline_set,
         )
         session.flush()
         queue_change_messages(
             session,
             change,
             project,
-            campaign,
+            calendar,
             now,
             share_reason=share_reason,
             selection_group=fields.get("selection_group", project.selection_group),

@@ -17,6 +17,7 @@ from notifications.ics import deadline_event
 from notifications.outbox import Attachment, enqueue
 from notifications.render import render
 from states import lifecycle
+from workflow.calendars import for_project, own_deadlines
 from workflow.campaigns import Campaign
 from workflow.change import Change
 from workflow.db import transaction
@@ -150,6 +151,15 @@ def _context_value(
         return selection_group
     if item is lifecycle.Context.REASON:
         return change.reason or ""
+    if item is lifecycle.Context.EXTENSION:
+        extension = change.deadline_set
+        assert extension is not None
+        return {
+            "name": extension.key,
+            "label": lifecycle.DEADLINES_BY_KEY[extension.key].label,
+            "previous_date": extension.previous,
+            "date": extension.day,
+        }
     if item is lifecycle.Context.AMOUNT:
         return sum(change.amounts.values())
     if item is lifecycle.Context.RECOVERY:
@@ -171,7 +181,12 @@ def queue_reminder(session: Session, project: Project, campaign: Campaign, remin
     deadline = _deadline_info(campaign, reminder.deadline.key)
     day: date = deadline["date"]
     days_left = (day - campaign.local_date(now)).days
-    key = f"p{project.id}:reminder:{reminder.key}"
+    # A deadline the project was given a date of its own (an extension, the completion) is reminded again for
+    # each new date: the date is part of the key. The campaign's dates keep the key they always had.
+    if reminder.deadline.key in own_deadlines(project):
+        key = f"p{project.id}:reminder:{reminder.deadline.key}@{day.isoformat()}:{reminder.days_before}"
+    else:
+        key = f"p{project.id}:reminder:{reminder.key}"
     calendar = deadline_event(
         uid=f"{key}@esms-numerique",
         day=day,
@@ -224,6 +239,7 @@ def queue_digest(
         campaign = campaigns.get(row.campaign_id)
         if campaign is None:
             continue
+        campaign = for_project(campaign, row)
         key = lifecycle.DEADLINE_BY_STATE[row.state]
         end = campaign.deadline_end(key)
         if end is None:

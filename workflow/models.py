@@ -44,6 +44,9 @@ class Project(SQLModel, table=True):
     # released (the tranches). The balance is released − repaid − waived.
     repaid_cents: int = Field(default=0, sa_type=sa.BigInteger)
     waived_cents: int = Field(default=0, sa_type=sa.BigInteger)
+    # The project's own dates for deadlines, as a JSON object {"completion_deadline": "2023-06-30", …}: set by
+    # its events (agreement signed, promotion, extension), they take precedence over the campaign's calendar.
+    own_deadlines: str = Field(default="{}", max_length=2000)
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())
     version: int = Field(default=1)

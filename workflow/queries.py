@@ -19,6 +19,7 @@ from states import lifecycle
 from states.errors import UnknownProjectError, UnknownStateError
 from states.guards import Funds
 from workflow import programme
+from workflow.calendars import for_project
 from workflow.campaigns import Campaign, get_campaign
 from workflow.db import translate_errors
 from workflow.models import AuditEntry, Project, Tranche
@@ -46,6 +47,19 @@ class TrancheView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Document:
+    """A piece of evidence an event recorded (a RESAH reference, a vendor, an invoice, an extension's date).
+
+    Every one is kept, in the order the history recorded them.
+    """
+
+    event: str
+    key: str
+    value: str
+    at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectView:
     """A project as `esms project show` shows it."""
 
@@ -53,6 +67,7 @@ class ProjectView:
     tranches: tuple[TrancheView, ...]
     next_deadline: NextDeadline | None
     funds: Funds
+    documents: tuple[Document, ...]
 
     @property
     def in_recovery(self) -> bool:
@@ -84,7 +99,8 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
             select(Tranche).where(Tranche.project_id == project_id).order_by(col(Tranche.number))
         ).all()
         funds = funds_of(session, project)
-    campaign = get_campaign(campaigns, project.campaign_id)
+        documents = _documents(session, project_id)
+    campaign = for_project(get_campaign(campaigns, project.campaign_id), project)
     return ProjectView(
         project=project,
         tranches=tuple(
@@ -93,7 +109,24 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
         ),
         next_deadline=next_deadline(project, campaign, now),
         funds=funds,
+        documents=documents,
     )
+
+
+def _documents(session: Session, project_id: int) -> tuple[Document, ...]:
+    """The evidence the project's events recorded, read from its audit log (the log is the record)."""
+    documents: list[Document] = []
+    for event, params, at in session.execute(
+        sa.select(col(AuditEntry.event), col(AuditEntry.params), col(AuditEntry.at))
+        .where(col(AuditEntry.project_id) == project_id, col(AuditEntry.forced).is_(False))
+        .order_by(col(AuditEntry.seq))
+    ).all():
+        spec = lifecycle.EVENTS_BY_NAME.get(event)
+        if spec is not None:
+            documents.extend(
+                Document(event=event, key=key, value=value, at=at) for key, value in spec.documents(json.loads(params))
+            )
+    return tuple(documents)
 
 
 def list_projects(engine: Engine, campaign: str | None, state: str | None) -> list[Project]:

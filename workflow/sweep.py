@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from states.errors import EsmsError
 from states.lifecycle import DEADLINE_BY_STATE
+from workflow.calendars import for_project
 from workflow.campaigns import get_campaign
 from workflow.db import transaction
 from workflow.engine import Workflow
@@ -166,7 +167,8 @@ def _merge_and_log(report: SweepReport, batch: SweepReport) -> None:
 def _sweep_project(workflow: Workflow, session: Session, project: Project, now: datetime, report: SweepReport) -> None:
     # Read in this transaction by `claim_due` (and locked, on PostgreSQL): the version guards the write.
     project_id = project.id or 0
-    campaign = get_campaign(workflow.campaigns, project.campaign_id)
+    # The project's calendar: its own dates (completion, promotion, extensions) over the campaign's.
+    campaign = for_project(get_campaign(workflow.campaigns, project.campaign_id), project)
     deadline = deadline_for(project.state)
     end = campaign.deadline_end(deadline.key) if deadline else None
     if deadline is not None and end is not None and now >= end:
@@ -211,7 +213,7 @@ def schedule_unscheduled(workflow: Workflow) -> int:
         ).all()
         for project in rows:
             campaign = workflow.campaigns.get(project.campaign_id)
-            due = next_due_at(campaign, project.state, now) if campaign else None
+            due = next_due_at(for_project(campaign, project), project.state, now) if campaign else None
             if due is not None:
                 session.execute(
                     sa.update(Project)

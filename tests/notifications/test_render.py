@@ -86,8 +86,29 @@ def owner_context(template: str, name: str = "Grappe du Hainaut", **changes: Any
             "todo": "Signer la convention de financement avec l'ARS.",
         },
         "recovery_due": {"recovery": RECOVERY},
+        "deadline_extended": {
+            "extension": {
+                "name": "completion_deadline",
+                "label": "date limite d'achèvement du projet",
+                "previous_date": date(2023, 6, 29),
+                "date": date(2023, 12, 31),
+            },
+            "reason": "Retard de livraison de l'éditeur, avenant n° 1.",
+        },
         "repayment_recorded": {"amount_cents": 10_000_000, "recovery": {**RECOVERY, "repaid_cents": 10_000_000}},
         "recovery_waived": {"amount_cents": 2_000_000, "recovery": {**RECOVERY, "waived_cents": 2_000_000}},
+        "project_amended": {
+            "amendment": {
+                "old_esms_count": 10,
+                "new_esms_count": 8,
+                "old_total_cents": 29_000_000,
+                "new_total_cents": 23_200_000,
+                "released_cents": 11_600_000,
+                "owner_changed": True,
+                "previous_owner_name": "Association Les Chênes",
+            },
+            "previous_owner": True,
+        },
     }
     return {"project": project(name=name), "campaign": CAMPAIGN, **extra[template], **changes}
 

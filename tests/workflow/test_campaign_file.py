@@ -64,7 +64,7 @@ def test_shipped_hdf_2021_loads_with_its_values_in_cents() -> None:
     assert campaign.id == "hdf-2021"
     assert campaign.region == "Hauts-de-France"
     assert campaign.timezone.key == "Europe/Paris"
-    assert campaign.envelope_cents == 3_000_000_000
+    assert campaign.envelope_cents == 200_000_000
     assert campaign.funding.acquisition_per_esms_cents == 2_500_000
     assert campaign.funding.compliance_per_esms_cents == 1_000_000
     assert campaign.funding.equipment_per_small_esms_cents == 2_000_000
@@ -111,7 +111,7 @@ def test_shipped_ara_2021_loads_with_its_values() -> None:
     campaign = load_campaign(ARA_PATH)
     assert campaign.id == "ara-2021"
     assert campaign.region == "Auvergne-Rhône-Alpes"
-    assert campaign.envelope_cents == 3_000_000_000
+    assert campaign.envelope_cents == 200_000_000
     assert campaign.funding.tranches == (Decimal(40), Decimal(40), Decimal(20))
     assert campaign.calendar == {
         "opens": date(2021, 2, 1),
@@ -155,7 +155,7 @@ def test_float_amount_is_refused_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_float_envelope_is_refused_even_when_whole(tmp_path: Path) -> None:
-    error, path = refusal(tmp_path, edited("envelope = 30000000 ", "envelope = 30000000.0 "))
+    error, path = refusal(tmp_path, edited("envelope = 2000000 ", "envelope = 30000000.0 "))
     assert_names(error, path, "envelope")
 
 
@@ -166,7 +166,7 @@ def test_negative_amount_is_refused_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_negative_decimal_string_envelope_is_refused(tmp_path: Path) -> None:
-    error, path = refusal(tmp_path, edited("envelope = 30000000 ", 'envelope = "-0.01" '))
+    error, path = refusal(tmp_path, edited("envelope = 2000000 ", 'envelope = "-0.01" '))
     assert_names(error, path, "envelope")
     assert "negative" in error.problem
 
@@ -194,12 +194,12 @@ def test_rate_above_ten_million_euros_is_refused(tmp_path: Path) -> None:
 
 
 def test_absurdly_large_envelope_is_reported_as_malformed(tmp_path: Path) -> None:
-    error, path = refusal(tmp_path, edited("envelope = 30000000 ", 'envelope = "1e999999" '))
+    error, path = refusal(tmp_path, edited("envelope = 2000000 ", 'envelope = "1e999999" '))
     assert_names(error, path, "envelope")
 
 
 def test_fraction_of_a_cent_in_a_very_long_envelope_is_refused(tmp_path: Path) -> None:
-    error, path = refusal(tmp_path, edited("envelope = 30000000 ", 'envelope = "123456789012345678901234567.891" '))
+    error, path = refusal(tmp_path, edited("envelope = 2000000 ", 'envelope = "123456789012345678901234567.891" '))
     assert_names(error, path, "envelope")
 
 

@@ -13,12 +13,12 @@ from tests.conftest import CONFIG_DIR
 from workflow.campaigns import load_campaign
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("86", "86"), ("62.5", "62.5"), (" 0 ", "0"), ("100", "100")])
+@pytest.mark.parametrize(("raw", "expected"), [("86", "86"), ("62.5", "62.5"), ("62,5", "62.5"), (" 0 ", "0"), ("100", "100")])
 def test_a_percentage_is_a_plain_decimal_from_0_to_100(raw: str, expected: str) -> None:
     assert measured_value("dui_actifs", raw) == Decimal(expected)
 
 
-@pytest.mark.parametrize("raw", ["850", "100.01", "1e3", "٨٦", "-1", "1e999999", "86%", "62,5", "", "NaN", "1_000"])
+@pytest.mark.parametrize("raw", ["850", "100.01", "1e3", "٨٦", "-1", "1e999999", "86%", "1,000.5", "", "NaN", "1_000"])
 def test_a_percentage_out_of_range_or_not_plain_is_bad_input(raw: str) -> None:
     with pytest.raises(InvalidArgumentError, match="dui_actifs"):
         measured_value("dui_actifs", raw)

@@ -192,6 +192,7 @@ def project_document(view: ProjectView) -> dict[str, Any]:
             if deadline
             else None
         ),
+        "documents": [{"event": d.event, "key": d.key, "value": d.value, "at": iso(d.at)} for d in view.documents],
         "version": project.version,
         "created_at": iso(project.created_at),
         "updated_at": iso(project.updated_at),
@@ -279,6 +280,10 @@ def print_project(view: ProjectView) -> None:
             f"  recovery:   due {format_euros_fr(funds.released_cents)}, repaid {format_euros_fr(funds.repaid_cents)}, "
             f"waived {format_euros_fr(funds.waived_cents)}, balance {format_euros_fr(funds.balance_cents)}"
         )
+    if view.documents:
+        print("  documents:")
+        for document in view.documents:
+            print(f"    {iso(document.at)}  {document.event}: {document.key} = {document.value}")
     deadline = view.next_deadline
     if deadline:
         passed = " (passed)" if deadline.passed else ""

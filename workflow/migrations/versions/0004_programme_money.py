@@ -1,5 +1,6 @@
-"""Money at the programme level: repayments and waivers of a project in recovery, the approver of a release,
-and the FINESS index that one-ESMS-one-funding looks up.
+"""Money at the programme level and the whole life of a project: repayments and waivers of a project in
+recovery, the approver of a release, the FINESS index that one-ESMS-one-funding looks up, and each project's own
+deadlines (completion, promotion, extensions).
 
 Revision ID: 0004_programme_money
 Revises: 0003_audit_hash_chain
@@ -22,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("project") as batch:
         batch.add_column(sa.Column("repaid_cents", sa.BigInteger(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("waived_cents", sa.BigInteger(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("own_deadlines", sa.String(2000), nullable=False, server_default="{}"))
     with op.batch_alter_table("audit_entry") as batch:
         batch.add_column(sa.Column("approved_by", sa.String(200), nullable=True))
     op.create_index("ix_esms_finess", "esms", ["finess"])
@@ -32,5 +34,6 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_entry") as batch:
         batch.drop_column("approved_by")
     with op.batch_alter_table("project") as batch:
+        batch.drop_column("own_deadlines")
         batch.drop_column("waived_cents")
         batch.drop_column("repaid_cents")
