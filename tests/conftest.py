@@ -1,23 +1,50 @@
-"""Shared fixtures: a fresh database on each backend, a CLI runner, project file factories, a DB snapshot."""
+"""Shared fixtures: a fresh database on each backend, a CLI runner, project file factories, a DB snapshot.
+
+The fast loop is `pytest -m "not slow"`: it leaves out what starts processes or servers and runs the Hypothesis
+properties with a few examples each (profile `fast`); `pytest` alone runs everything with the full counts.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import typer.main
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "config"
 POSTGRES_URL_VAR = "ESMS_TEST_POSTGRES_URL"
+_build_command = typer.main.get_command
+
+settings.register_profile("full", settings.get_profile("default"))
+settings.register_profile("fast", max_examples=5)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the `fast` Hypothesis profile when slow tests are left out, unless a profile was chosen."""
+    chosen = config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE")
+    if chosen:
+        settings.load_profile(chosen)
+    elif "not slow" in (config.getoption("markexpr", "") or ""):
+        settings.load_profile("fast")
+
+
+def examples(full: int) -> int:
+    """`full` Hypothesis examples, or fewer under a profile that asks for fewer (the fast loop)."""
+    return min(full, settings.default.max_examples)
 
 
 def _postgres_url() -> str | None:
@@ -30,9 +57,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'esms.sqlite3'}"
         return
-    base = _postgres_url()
-    if base is None:
+    if _postgres_url() is None:
         pytest.skip(f"PostgreSQL tests skipped: set {POSTGRES_URL_VAR} (e.g. postgresql://postgres@127.0.0.1/test)")
+    with _postgres_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _postgres_schema() -> Iterator[str]:
+    """A private, empty schema of the test PostgreSQL server, dropped afterwards."""
+    base = _postgres_url()
+    assert base is not None
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
     with admin.begin() as connection:
@@ -44,6 +79,69 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# --- a migrated schema, built once per session and copied into each test's fresh database -------------------
+
+
+def _record_migration(url: str) -> list[tuple[str, Any]]:
+    """Migrate the empty database at `url` to the newest revision; return every statement that was sent."""
+    from sqlalchemy import event
+
+    from workflow.db import make_engine, migrate
+
+    engine = make_engine(url)
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        assert not many, "a migration sent an executemany: replay it with executemany too"
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    return statements
+
+
+@pytest.fixture(scope="session")
+def install_schema(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], None]:
+    """Bring an empty test database to the newest revision, as `esms init` does, without running Alembic again.
+
+    Alembic takes about 0.2 s a database; this takes a few milliseconds. SQLite: a copy of a database migrated
+    once. PostgreSQL: the statements one migration sent, replayed in the test's own schema. `esms init` itself is
+    tested on empty and older databases in tests/workflow/test_schema.py and test_integrity.py.
+    """
+    from workflow.db import make_engine
+
+    @functools.cache
+    def sqlite_template() -> Path:
+        template = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
+        _record_migration(f"sqlite:///{template}")
+        return template
+
+    @functools.cache
+    def postgres_script() -> list[tuple[str, Any]]:
+        with _postgres_schema() as url:
+            return _record_migration(url)
+
+    def install(url: str) -> None:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            assert parsed.database is not None and not Path(parsed.database).exists()
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sqlite_template(), parsed.database)
+            return
+        engine = make_engine(url)
+        try:
+            with engine.begin() as connection:
+                for statement, parameters in postgres_script():
+                    connection.exec_driver_sql(statement, parameters)
+        finally:
+            engine.dispose()
+
+    return install
 
 
 @dataclass
@@ -60,6 +158,13 @@ class Result:
         return json.loads(self.out)
 
 
+@functools.cache
+def _command_built_once(app: Any) -> Any:
+    """typer builds the click command from `app` on each `esms` run, a third of an in-process run: build it once
+    (a click command is made to be invoked many times: each invocation has its own context)."""
+    return _build_command(app)
+
+
 class Cli:
     """Runs `esms` in this process (fast) or as a real subprocess, against one database and config folder."""
 
@@ -74,9 +179,11 @@ class Cli:
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         self._capsys.readouterr()
+        typer.main.get_command = _command_built_once
         try:
             code = main(argv)
         finally:
+            typer.main.get_command = _build_command
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -109,9 +216,16 @@ def config_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(database_url: str, config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+def cli(
+    database_url: str,
+    config_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    install_schema: Callable[[str], None],
+) -> Cli:
     """An `esms` runner on a fresh, initialised database."""
-    runner = Cli(
+    install_schema(database_url)
+    return Cli(
         {
             "ESMS_DATABASE_URL": database_url,
             "ESMS_CONFIG_DIR": str(config_dir),
@@ -119,8 +233,6 @@ def cli(database_url: str, config_dir: Path, tmp_path: Path, capsys: pytest.Capt
         },
         capsys,
     )
-    runner.ok("init")
-    return runner
 
 
 def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -151,7 +263,12 @@ def write_project(
     small: int = 4,
     owner_email: str = "dui@tilleuls.example",
 ) -> Path:
-    """Write a project file: `esms` ESMS spread over `organisations`, the first `small` of them small."""
+    """Write a project file: `esms` ESMS spread over `organisations`, the first `small` of them small.
+
+    Each file of a folder gets its own ESMS numbers (one ESMS, one funding): the first file's are 591000000,
+    591000001…, the second's 591001000…, and so on.
+    """
+    first_esms = 1_000_000 + 1_000 * len(list(folder.glob("project-*.toml")))
     lines = [
         f"name = {json.dumps(name, ensure_ascii=False)}",
         f'campaign = "{campaign}"',
@@ -166,7 +283,7 @@ def write_project(
         for index in range(org, esms, organisations):
             lines += [
                 "[[organisations.esms]]",
-                f'finess = "59{1_000_000 + index:07d}"',
+                f'finess = "59{first_esms + index:07d}"',
                 f'name = "ESMS {index + 1}"',
                 'category = "EHPAD"',
                 f"small = {'true' if index < small else 'false'}",
