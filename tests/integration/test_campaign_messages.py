@@ -1,5 +1,6 @@
 """A full campaign run (the demo: daemon passes over the simulated calendar) sends each owner exactly the
-messages its project's history calls for — counted from the audit log and the calendar, not from the outbox."""
+messages its project's history calls for — counted from the audit log and the calendar, not from the outbox.
+Slow: the demo is a whole simulated campaign (about 6 s)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from workflow.campaigns import load_campaigns
 from workflow.db import make_engine
 from workflow.queries import HistoryRow, history, list_projects, project_view
 from workflow.schedule import reminders
+
+pytestmark = pytest.mark.slow
 
 
 def expected_messages(rows: list[HistoryRow]) -> Counter[str]:

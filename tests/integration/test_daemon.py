@@ -1,5 +1,6 @@
 """The real `esms daemon` in subprocesses: it sweeps on its interval, one daemon per database holds the lease,
-a standby takes over from a SIGKILLed holder, and SIGTERM stops it cleanly with exit 0."""
+a standby takes over from a SIGKILLed holder, and SIGTERM stops it cleanly with exit 0 (slow: real processes).
+The sweep's rules themselves are tested in-process in tests/workflow/test_sweep.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, write_project
+
+pytestmark = pytest.mark.slow
 
 AFTER_AGREEMENT_DEADLINE = "2021-07-01T12:00:00+02:00"
 

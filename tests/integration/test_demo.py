@@ -1,12 +1,19 @@
-"""The README's first command: the demo runs on embedded defaults and prints the timeline."""
+"""The README's first command: the demo runs on embedded defaults and prints the timeline (slow: a whole
+simulated campaign of daemon passes, about 5 s)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cli
 
+pytestmark = pytest.mark.slow
 
+
+# The demo writes its own SQLite file whatever the configured database: one backend is enough.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_demo_walks_the_sample_projects_and_reports_the_money(cli: Cli, tmp_path: Path) -> None:
     result = cli.ok("demo", "--database", str(tmp_path / "demo.sqlite3"))
     lines = result.out.splitlines()
