@@ -20,7 +20,8 @@
     │   ├── EnvelopeExceededError      the envelope is a limit
     │   ├── RecoveryAmountError        a repayment or waiver outside the balance owed
     │   ├── ReleaseRefusedError        a release by two people that the rules refuse
-    │   └── ForcedMoveRefusedError     a forced move that would break a money rule
+    │   ├── ForcedMoveRefusedError     a forced move that would break a money rule
+    │   └── AmendmentRefusedError      an amendment the project's state does not allow
     ├── ConflictError              3   another process changed the project first; nothing was changed
     ├── OperationalError           4   the database or a server cannot be reached
     └── IntegrityCheckError        5   `esms check` or `esms audit verify` found a broken invariant
@@ -170,6 +171,10 @@ class ReleaseRefusedError(RuleRefusedError):
 
 class ForcedMoveRefusedError(RuleRefusedError):
     """A forced move would break a money rule (money released to an end state, an ESMS or envelope rule)."""
+
+
+class AmendmentRefusedError(RuleRefusedError):
+    """An amendment the project's state does not allow: an ended project, or additions once configuration began."""
 
 
 class ConflictError(EsmsError):

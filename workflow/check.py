@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from states import lifecycle
+from workflow.amendments import AMENDABLE_STATES, amendment_message_keys
 from workflow.audit import verify as verify_audit
 from workflow.campaigns import Campaign
 from workflow.db import translate_errors
@@ -28,6 +29,8 @@ from workflow.models import AuditEntry, OutboxMessage, Project, Tranche
 from workflow.programme import committed_cents
 
 ARROWS = {(source, t.event, t.dest) for t in lifecycle.TRANSITIONS for source in t.sources}
+# An amendment changes the grappe, not the state: an unforced row that stays where it is.
+ARROWS |= {(state, lifecycle.EventName.AMEND, state) for state in AMENDABLE_STATES}
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def _messages(project: Project, rows: list[AuditEntry], tranches: list[Tranche],
             lifecycle.message_key(m.key, pid, event=row.event, seq=row.seq, deadline=missed, template=m.template)
             for m in declared
         )
+        if row.event == lifecycle.EventName.AMEND:
+            expected.extend(amendment_message_keys(pid, row.seq, json.loads(row.params)))
     released = {
         lifecycle.message_key(lifecycle.MessageKey.PER_TRANCHE, pid, event="", seq=0, tranche=t.number)
         for t in tranches

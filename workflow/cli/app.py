@@ -225,6 +225,26 @@ def project_history(
         print_table(rows, ["seq", "at", "event", "source", "dest", "actor", "forced", "reason"])
 
 
+@project_app.command("amend")
+def project_amend(
+    ctx: typer.Context,
+    project_id: Annotated[str, typer.Argument(metavar="ID")],
+    file: Annotated[Path, typer.Argument(metavar="FILE")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the project changes (kept in the audit).")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace a project's owner, organisations, ESMS and services socles with those of a project file."""
+    from workflow.amendments import amend
+    from workflow.cli.views import parse_project_id
+    from workflow.project_file import load_project_file
+
+    runtime = _runtime(ctx)
+    spec = load_project_file(file)
+    change = amend(runtime.workflow, parse_project_id(project_id), spec, reason, actor or default_actor())
+    _report(change, as_json)
+
+
 # --- events --------------------------------------------------------------------------------------------------
 
 
