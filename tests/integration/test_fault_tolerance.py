@@ -28,6 +28,8 @@ from workflow.db import make_engine
 from workflow.engine import Workflow
 from workflow.project_file import ProjectSpec, load_project_file
 
+pytestmark = pytest.mark.slow  # real daemons, SIGKILLs and races
+
 PARIS = ZoneInfo("Europe/Paris")
 AFTER_APPLICATION_DEADLINE = "2021-04-01T00:00:01+02:00"
 

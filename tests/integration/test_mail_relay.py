@@ -47,6 +47,8 @@ from workflow.project_file import load_project_file
 from workflow.settings import load_settings
 from workflow.sweep import sweep
 
+pytestmark = pytest.mark.slow  # a real SMTP server, and relays killed in subprocesses
+
 PARIS = ZoneInfo("Europe/Paris")
 MAIL_FROM = "ESMS numérique <no-reply@ars.example>"
 OWNER = "dui@tilleuls.example"
