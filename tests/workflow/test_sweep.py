@@ -4,7 +4,7 @@ included), reminders at each offset, a downtime caught up in one pass, and a sec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tests.conftest import snapshot, write_project
 from workflow.campaigns import load_campaigns
 from workflow.clock import SimulatedClock
-from workflow.db import make_engine, migrate
+from workflow.db import make_engine
 from workflow.engine import Workflow
 from workflow.project_file import load_project_file
 from workflow.sweep import Flagged, ReminderSent, sweep
@@ -53,12 +53,11 @@ days_before = [14, 7, 1]
 
 
 class World:
-    """A workflow on a fresh database with a simulated clock."""
+    """A workflow on a fresh, migrated database with a simulated clock."""
 
     def __init__(self, url: str, config_dir: Path, tmp_path: Path) -> None:
         self.url = url
         self.engine = make_engine(url)
-        migrate(self.engine)
         self.clock = SimulatedClock(datetime(2021, 1, 10, 9, tzinfo=PARIS))
         self.workflow = Workflow(self.engine, load_campaigns(config_dir), self.clock)
         self.tmp_path = tmp_path
@@ -107,7 +106,10 @@ class World:
 
 
 @pytest.fixture
-def world(database_url: str, config_dir: Path, tmp_path: Path) -> Iterator[World]:
+def world(
+    database_url: str, config_dir: Path, tmp_path: Path, install_schema: Callable[[str], None]
+) -> Iterator[World]:
+    install_schema(database_url)
     (config_dir / "campaigns" / "dst-2021.toml").write_text(DST_CAMPAIGN, encoding="utf-8")
     created = World(database_url, config_dir, tmp_path)
     yield created
