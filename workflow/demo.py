@@ -67,15 +67,13 @@ SCRIPT = (
     Step("2021-04-28T10:00", "grappe-artois", "sign_agreement", {}),
     Step("2021-05-03T09:00", "grappe-artois", "withdraw", {"reason": "fusion des organismes gestionnaires"}),
     Step("2021-05-04T10:00", "grappe-oise", "promote", {}),
-    Step("2021-05-12T14:00", "grappe-ain", "select", {"group": "A"}),
+    Step("2021-04-20T14:00", "grappe-ain", "select", {"group": "A"}),
     Step("2021-05-20T15:00", "grappe-hainaut", "sign_contract", {"vendor": "Éditeur DUI Nord"}),
-    Step("2021-05-26T10:00", "grappe-ain", "file_needs", {"reference": "RESAH-SAD-2021-0103"}),
-    Step("2021-06-01T10:00", "grappe-ain", "sign_contract", {"vendor": "Éditeur DUI Rhône"}),
+    Step("2021-04-26T10:00", "grappe-ain", "file_needs", {"reference": "RESAH-SAD-2021-0103"}),
+    Step("2021-05-03T10:00", "grappe-ain", "sign_contract", {"vendor": "Éditeur DUI Rhône"}),
     # The agreement was signed on paper and the state corrected by hand: the money then takes two people.
-    Step(
-        "2021-06-10T09:00", "grappe-ain", "force", {"state": "configuration", "reason": "convention signée sur papier"}
-    ),
-    Step("2021-06-10T11:00", "grappe-ain", "release", {"tranche": "1", "reason": "convention signée le 04/06/2021"}),
+    Step("2021-05-10T09:00", "grappe-ain", "force", {"state": "configuration", "reason": "convention papier"}),
+    Step("2021-05-10T11:00", "grappe-ain", "release", {"tranche": "1", "reason": "convention signée le 07/05/2021"}),
     Step("2021-06-15T10:00", "grappe-artois", "record_repayment", {"amount": "40000", "reference": "TR-2021-118"}),
     Step("2021-06-29T17:00", "grappe-hainaut", "sign_agreement", {}),
     Step("2021-06-30T12:00", "grappe-oise", "file_needs", {"reference": "RESAH-SAD-2021-0077"}),
@@ -83,6 +81,8 @@ SCRIPT = (
     Step("2021-07-01T09:00", "grappe-oise", "sign_agreement", {}),  # too late: lapsed at midnight
     Step("2021-09-15T10:00", "grappe-artois", "record_repayment", {"amount": "24000", "reference": "TR-2021-164"}),
     Step("2021-10-15T10:00", "grappe-hainaut", "finish_configuration", {"invoice": "FAC-2021-311"}),
+    # The vendor is late: an amendment (avenant) extends the completion deadline of 29/06/2023.
+    Step("2022-02-15T10:00", "grappe-hainaut", "extend", {"until": "2023-12-31", "reason": "avenant n° 1"}),
     Step("2022-03-01T10:00", "grappe-hainaut", "finish_rollout", {"invoice": "FAC-2022-058"}),
     Step("2022-06-01T10:00", "grappe-hainaut", "verify_usage", {"dui_actifs": "72", "ins_qualifiees": "64"}),
     Step("2022-09-01T10:00", "grappe-hainaut", "verify_usage", {"dui_actifs": "86", "ins_qualifiees": "71"}),
@@ -210,6 +210,10 @@ def _play(
         line += f" on the word of {change.actor} and {change.approved_by}"
     for number in change.pending_milestones:
         line += f"; tranche {number} reached, not released (a forced move moves no money)"
+    if change.deadline_set and change.event == "extend":
+        extension = change.deadline_set
+        previous = extension.previous.isoformat() if extension.previous else "none"
+        line += f"; {extension.key} {previous} → {extension.day.isoformat()}"
     if change.amounts:
         line += f"; {format_euros_fr(sum(change.amounts.values()))} recorded"
     say(line)
