@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -22,10 +23,17 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from states.errors import ConflictError, OperationalError
 from states.money import split_tranches
 from tests.conftest import Cli, snapshot
+from workflow import amendments
+from workflow import engine as engine_module
 from workflow.amendments import split_remainder
+from workflow.campaigns import load_campaigns
+from workflow.clock import SimulatedClock
 from workflow.db import make_engine
+from workflow.engine import Workflow
+from workflow.project_file import load_project_file
 
 ADDED = "2021-03-01T10:00:00+01:00"
 LATER = "2021-04-20T10:00:00+02:00"
@@ -456,3 +464,55 @@ def test_the_split_adds_up_never_overpays_before_the_last_and_matches_the_regist
     assert split_remainder(cents, [Fraction(40), Fraction(40), Fraction(20)]) == split_tranches(
         cents, [Decimal(40), Decimal(40), Decimal(20)]
     )
+
+
+# --- one transaction, through the engine in-process -----------------------------------------------------------
+
+
+@pytest.fixture
+def workflow(cli: Cli, database_url: str, config_dir: Path) -> Iterator[Workflow]:
+    """The engine on the `cli` database, its clock at LATER."""
+    engine = make_engine(database_url)
+    yield Workflow(engine, load_campaigns(config_dir), SimulatedClock(datetime.fromisoformat(LATER)))
+    engine.dispose()
+
+
+def test_a_failure_while_telling_the_owner_leaves_nothing_written(
+    cli: Cli, tmp_path: Path, database_url: str, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = add(cli, tmp_path)
+    reach(cli, project_id, "configuration")
+    spec = load_project_file(grappe_file(tmp_path, esms=range(18), owner_email="dui@chenes.example"))
+    before = snapshot(database_url)
+
+    def broken(*_: Any, **__: Any) -> bool:
+        raise OperationalError("outbox unavailable")
+
+    monkeypatch.setattr(amendments, "enqueue", broken)
+    with pytest.raises(OperationalError):
+        amendments.amend(workflow, int(project_id), spec, "avenant", "ars")
+    assert snapshot(database_url) == before
+    monkeypatch.undo()
+    change = amendments.amend(workflow, int(project_id), spec, "avenant", "ars")
+    assert (change.event, change.source, change.dest, change.seq) == ("amend", "configuration", "configuration", 7)
+    assert_check_clean(cli)
+
+
+def test_an_amendment_read_before_another_change_loses_cleanly(
+    cli: Cli, tmp_path: Path, database_url: str, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = add(cli, tmp_path)
+    spec = load_project_file(grappe_file(tmp_path, esms=range(18)))
+    load = engine_module._load
+
+    def stale(session: Any, pid: int) -> Any:
+        project = load(session, pid)
+        # Another process's change lands between our read and our write (the row, not the object we hold).
+        session.execute(sa.text("UPDATE project SET version = version + 1 WHERE id = :pid"), {"pid": pid})
+        return project
+
+    monkeypatch.setattr(amendments, "_load", stale)
+    before = snapshot(database_url)
+    with pytest.raises(ConflictError, match="changed by another process"):
+        amendments.amend(workflow, int(project_id), spec, "avenant", "ars")
+    assert snapshot(database_url) == before
