@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from benchmarks.context import Context
 from benchmarks.generate import PARIS, Cohort, populate
 from benchmarks.report import Goal, Row, median, seconds, verdict
+from notifications.models import OutboxStatus
 from notifications.relay import build_email, deliver_due
 from notifications.settings import MailSettings
 from states import lifecycle
@@ -77,7 +78,9 @@ class SmtpSink:
 def _reset(engine: sa.Engine) -> None:
     """Make every message pending again, as queued (outside the timings)."""
     with engine.begin() as connection:
-        connection.execute(sa.update(OutboxMessage).values(status="pending", attempts=0, sent_at=None, last_error=None))
+        connection.execute(
+            sa.update(OutboxMessage).values(status=OutboxStatus.PENDING, attempts=0, sent_at=None, last_error=None)
+        )
         connection.execute(sa.text("UPDATE outbox_message SET next_attempt_at = created_at"))
 
 

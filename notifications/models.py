@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from notifications.storage import utc_column
+
+
+class OutboxStatus(StrEnum):
+    """What became of a queued message."""
+
+    #: To send at `next_attempt_at` (a relay's claim pushes that forward; a failure too, with backoff).
+    PENDING = "pending"
+    #: Handed over to the mail server (or written as an `.eml` file).
+    SENT = "sent"
+    #: Handed over, but some recipients were refused: see `last_error`. Final, like `sent`.
+    PARTIAL = "partial"
+    #: Refused for good, or too many attempts; `esms outbox retry` makes it pending again.
+    DEAD = "dead"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -29,7 +43,8 @@ class OutboxMessage(SQLModel, table=True):
     body_text: str
     body_html: str
     attachments: str = Field(default="[]")  # JSON array of {filename, content_type, content}
-    status: str = Field(default="pending", max_length=16)  # pending, sent, partial, dead
+    # An `OutboxStatus`, stored as its text: a plain column, no database enum type to migrate when one is added.
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=utc_column())
     last_error: str | None = Field(default=None, max_length=2000)

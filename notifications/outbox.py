@@ -17,12 +17,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from notifications.models import OutboxMessage
+from notifications.models import OutboxMessage, OutboxStatus
 from notifications.render import Rendered
 from notifications.storage import transaction, translate_errors
 from states.errors import InvalidArgumentError
 
-STATUSES = ("pending", "sent", "partial", "dead")
+#: Every status, in the order of a message's life (kept for the callers that list them).
+STATUSES: tuple[OutboxStatus, ...] = tuple(OutboxStatus)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +56,7 @@ def enqueue(
         "body_text": rendered.text,
         "body_html": rendered.html,
         "attachments": json.dumps([a.__dict__ for a in attachments], ensure_ascii=False),
-        "status": "pending",
+        "status": OutboxStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
@@ -98,13 +99,13 @@ def message_view(message: OutboxMessage) -> dict[str, Any]:
     }
 
 
-def list_messages(engine: Engine, status: str | None, limit: int = 1000) -> list[dict[str, Any]]:
-    """List messages, newest first, optionally of one status."""
-    if status is not None and status not in STATUSES:
-        raise InvalidArgumentError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
+def list_messages(engine: Engine, status: OutboxStatus | str | None, limit: int = 1000) -> list[dict[str, Any]]:
+    """List messages, newest first, optionally of one status (a name as typed is checked here)."""
     query = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(limit)
     if status is not None:
-        query = query.where(OutboxMessage.status == status)
+        if status not in STATUSES:
+            raise InvalidArgumentError(f"unknown status {str(status)!r} (statuses: {', '.join(STATUSES)})")
+        query = query.where(OutboxMessage.status == OutboxStatus(status))
     with translate_errors(), Session(engine) as session:
         return [message_view(m) for m in session.exec(query).all()]
 
@@ -112,17 +113,17 @@ def list_messages(engine: Engine, status: str | None, limit: int = 1000) -> list
 def retry(engine: Engine, now: datetime, message_id: int | None, *, dead: bool) -> int:
     """Make dead messages (one by id, or every one with `dead`) pending again now; return how many."""
     with transaction(engine) as session:
-        query = sa.update(OutboxMessage).where(col(OutboxMessage.status) == "dead")
+        query = sa.update(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.DEAD)
         if message_id is not None:
             message = session.get(OutboxMessage, message_id)
             if message is None:
                 raise InvalidArgumentError(f"unknown message: {message_id} (see `esms outbox list`)")
-            if message.status != "dead":
+            if message.status != OutboxStatus.DEAD:
                 raise InvalidArgumentError(f"message {message_id} is {message.status}; only dead messages are retried")
             query = query.where(col(OutboxMessage.id) == message_id)
         elif not dead:
             raise InvalidArgumentError("outbox retry: give a message ID or --dead")
-        result = session.execute(query.values(status="pending", attempts=0, next_attempt_at=now))
+        result = session.execute(query.values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from notifications.models import OutboxMessage
+from notifications.models import OutboxMessage, OutboxStatus
 from notifications.settings import MailSettings
 from notifications.storage import transaction
 from notifications.transport import (
@@ -124,7 +124,7 @@ def claim_due(engine: Engine, now: datetime, limit: int) -> list[OutboxMessage]:
     with transaction(engine) as session:
         query = (
             select(OutboxMessage)
-            .where(OutboxMessage.status == "pending", col(OutboxMessage.next_attempt_at) <= now)
+            .where(OutboxMessage.status == OutboxStatus.PENDING, col(OutboxMessage.next_attempt_at) <= now)
             .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
             .limit(limit)
         )
@@ -201,7 +201,7 @@ def _mark_sent(engine: Engine, clock: Clock, message: OutboxMessage, delivered: 
             .execution_options(synchronize_session=False)
             .where(col(OutboxMessage.id) == message.id)
             .values(
-                status="partial" if partial else "sent",
+                status=OutboxStatus.PARTIAL if partial else OutboxStatus.SENT,
                 attempts=message.attempts + 1,
                 sent_at=clock.now(),
                 last_error=error[:2000] if error else None,
@@ -227,7 +227,7 @@ def _mark_failed(
     dead = isinstance(error, PermanentDeliveryError) or attempts >= settings.max_attempts
     values: dict[str, object] = {"attempts": attempts, "last_error": str(error)[:2000]}
     if dead:
-        values["status"] = "dead"
+        values["status"] = OutboxStatus.DEAD
         report.dead += 1
     else:
         values["next_attempt_at"] = clock.now() + backoff(attempts, rng)
