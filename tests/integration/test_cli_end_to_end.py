@@ -70,7 +70,7 @@ def test_acquisition_project_goes_from_application_to_completed_with_exact_tranc
     funding = cli("funding", "--campaign", "hdf-2021", "--json").json()
     assert funding[0]["committed_eur"] == "580000.00"
     assert [t["amount_eur"] for t in funding[0]["released"]] == ["232000.00", "232000.00", "116000.00"]
-    assert funding[0]["remaining_eur"] == "29420000.00"
+    assert funding[0]["remaining_eur"] == "1420000.00"
 
 
 def errors(tmp_path: Path) -> list[tuple[list[str], int]]:
