@@ -117,14 +117,15 @@ def test_shipped_ara_2021_loads_with_its_values() -> None:
         "opens": date(2021, 2, 1),
         "application_deadline": date(2021, 4, 15),
         "selection_deadline": date(2021, 5, 15),
+        "agreement_deadline": date(2021, 5, 15),
     }
+    assert campaign.completion_months == 24
     assert [c.id for c in campaign.usage_criteria] == ["dui_actifs"]
 
 
-def test_ara_2021_without_agreement_deadline_has_no_deadline_end() -> None:
+def test_ara_2021_closes_selection_and_contractualisation_the_same_day_without_a_resah_date() -> None:
     campaign = load_campaign(ARA_PATH)
-    assert "agreement_deadline" not in campaign.calendar
-    assert campaign.deadline_end("agreement_deadline") is None
+    assert campaign.deadline_end("agreement_deadline") == datetime(2021, 5, 15, 22, 0, tzinfo=UTC)
     assert campaign.opening("needs_statement_opens") is None
     assert campaign.deadline_end("selection_deadline") == datetime(2021, 5, 15, 22, 0, tzinfo=UTC)
 
