@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,13 +22,14 @@ from notifications.formatting import format_euros_fr
 from notifications.relay import deliver_due
 from notifications.settings import MailSettings
 from states.errors import RuleRefusedError
+from workflow.amendments import amend
 from workflow.campaigns import Campaign
 from workflow.clock import SimulatedClock
 from workflow.db import make_engine, migrate
 from workflow.engine import Workflow
 from workflow.messages import queue_todays_digest
 from workflow.models import OutboxMessage
-from workflow.project_file import load_project_file
+from workflow.project_file import ProjectSpec, load_project_file
 from workflow.queries import funding_report
 from workflow.sweep import sweep
 
@@ -80,6 +81,8 @@ SCRIPT = (
     Step("2021-06-30T18:00", "grappe-oise", "sign_contract", {"vendor": "Éditeur DUI Picardie"}),
     Step("2021-07-01T09:00", "grappe-oise", "sign_agreement", {}),  # too late: lapsed at midnight
     Step("2021-09-15T10:00", "grappe-artois", "record_repayment", {"amount": "24000", "reference": "TR-2021-164"}),
+    # An ESMS leaves the grappe (its organisation closes it): an amendment, after tranche 1, lowers the total.
+    Step("2021-09-01T10:00", "grappe-hainaut", "amend", {"drop_esms": "1", "reason": "fermeture de l'EHPAD site 1"}),
     Step("2021-10-15T10:00", "grappe-hainaut", "finish_configuration", {"invoice": "FAC-2021-311"}),
     # The vendor is late: an amendment (avenant) extends the completion deadline of 29/06/2023.
     Step("2022-02-15T10:00", "grappe-hainaut", "extend", {"until": "2023-12-31", "reason": "avenant n° 1"}),
@@ -122,8 +125,9 @@ def run_demo(
     say(f"Mail (.eml files): {mail_dir}")
     ids: dict[str, int] = {}
     names: dict[int, str] = {}
+    specs: dict[str, ProjectSpec] = {}
     for sample in SAMPLES:
-        spec = load_project_file(config_dir / "projects" / f"{sample}.toml")
+        spec = specs[sample] = load_project_file(config_dir / "projects" / f"{sample}.toml")
         ids[sample] = workflow.register(spec, actor="demo")
         names[ids[sample]] = spec.name
         total = spec.grappe.funding_total_cents(campaigns[spec.campaign].funding)
@@ -153,7 +157,7 @@ def run_demo(
     while day <= last_day:
         for moment in (datetime.combine(day, time(0, 5), PARIS), datetime.combine(day, time(8, 0), PARIS)):
             while steps and _paris(steps[0].at) <= moment:
-                _play(workflow, clock, steps.pop(0), ids, names, say, stamp, counts)
+                _play(workflow, clock, steps.pop(0), ids, names, specs, say, stamp, counts)
                 run_pass()
             clock.set(moment)
             if moment.hour == 8:
@@ -182,6 +186,7 @@ def _play(
     step: Step,
     ids: dict[str, int],
     names: dict[int, str],
+    specs: dict[str, ProjectSpec],
     say: Callable[[str], None],
     stamp: Callable[[], str],
     counts: dict[str, int],
@@ -192,6 +197,9 @@ def _play(
     try:
         if step.event == "force":
             change = workflow.force(project_id, step.params["state"], step.params["reason"], OFFICER)
+        elif step.event == "amend":
+            spec = _without_first_esms(specs[step.project], int(step.params["drop_esms"]))
+            change = amend(workflow, project_id, spec, step.params["reason"], OFFICER)
         elif step.event == "release":
             number = int(step.params["tranche"])
             change = workflow.release(project_id, number, step.params["reason"], OFFICER, APPROVER)
@@ -214,6 +222,8 @@ def _play(
         extension = change.deadline_set
         previous = extension.previous.isoformat() if extension.previous else "none"
         line += f"; {extension.key} {previous} → {extension.day.isoformat()}"
+    if change.event == "amend":
+        line += f"; {change.reason}"
     if change.amounts:
         line += f"; {format_euros_fr(sum(change.amounts.values()))} recorded"
     say(line)
@@ -244,6 +254,13 @@ def _deliver(
                 counts["digests"] += 1  # one a day with news: counted, not listed
                 continue
             say(f"{stamp()}      mail to {', '.join(json.loads(row.recipients))}: {row.subject}")
+
+
+def _without_first_esms(spec: ProjectSpec, count: int) -> ProjectSpec:
+    """The project file's grappe without its first `count` ESMS (an ESMS leaving the grappe)."""
+    first, *others = spec.grappe.organisations
+    smaller = replace(first, esms=first.esms[count:])
+    return replace(spec, grappe=replace(spec.grappe, organisations=(smaller, *others)))
 
 
 def _paris(text: str) -> datetime:
