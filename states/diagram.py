@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from states.lifecycle import FINAL_STATES, OPEN_STATES, TRANCHE_MILESTONES, TRANSITIONS, EventName, State
+from states.lifecycle import DEADLINES, FINAL_STATES, OPEN_STATES, TRANCHE_MILESTONES, TRANSITIONS, EventName, State
 
 APPLICATION, WITHDRAWN, RECOVERY = State.APPLICATION.value, State.WITHDRAWN.value, State.RECOVERY.value
 
@@ -12,8 +12,8 @@ def mermaid() -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {APPLICATION}"]
     tranche_at = {state: number for number, state in TRANCHE_MILESTONES.items()}
     for transition in TRANSITIONS:
-        if transition.event is EventName.WITHDRAW:
-            continue  # drawn once below: every open state can be withdrawn
+        if transition.event in (EventName.WITHDRAW, EventName.EXTEND):
+            continue  # drawn once below as notes: they apply to many states
         label = transition.event + "".join(f" {k}={v}" for k, v in transition.when)
         if transition.event is EventName.LAPSE:  # fired by the sweep: say which deadline
             label += "".join(f" after {g.removesuffix('_passed')}" for g in transition.guards)
@@ -26,5 +26,9 @@ def mermaid() -> str:
         f"    note right of {WITHDRAWN}: withdraw reason=… from any open state; to {RECOVERY} when money was released"
     )
     lines.append(f"    note left of {APPLICATION}: open states: {', '.join(OPEN_STATES)}")
+    waiting = ", ".join(dict.fromkeys(state for d in DEADLINES for state in d.states))
+    lines.append(
+        f"    note right of {APPLICATION}: extend until=… reason=… in a state waiting on a deadline: {waiting}"
+    )
     lines.extend(f"    {state} --> [*]" for state in FINAL_STATES)
     return "\n".join(lines) + "\n"
