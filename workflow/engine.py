@@ -451,6 +451,10 @@ def _release_refusal(session: Session, project: Project, number: int, actor: str
     return None
 
 
+#: States whose events may end a project without looking at released money (see `_forced_money`).
+_BEFORE_SELECTION_OUTCOME = (lifecycle.State.APPLICATION, lifecycle.State.SELECTION)
+
+
 def _forced_money(session: Session, project: Project, campaign: Campaign, dest: lifecycle.State) -> None:
     """Refuse a forced move that would break a money rule: forcing moves states, never the programme's money."""
     funds = funds_of(session, project)
@@ -463,6 +467,15 @@ def _forced_money(session: Session, project: Project, campaign: Campaign, dest: 
             "released_money_is_recovered",
             f"{format_cents(funds.released_cents)} EUR were released to project {project.id}: "
             f"force it to {lifecycle.State.RECOVERY} instead, so that the money is claimed back",
+        )
+    # Before the selection's outcome, events end a project without asking about money (`lapse` from application,
+    # `select group=C/D`): a project that received money would end there keeping it. So it is never moved back
+    # before `needs_statement`; from there on every way out of the main line claims released money back.
+    if dest in _BEFORE_SELECTION_OUTCOME and funds.released_cents > 0:
+        refuse(
+            "released_money_is_recovered",
+            f"{format_cents(funds.released_cents)} EUR were released to project {project.id}: it cannot go back to "
+            f"{dest}, where it could end without repaying them (force it to {lifecycle.State.RECOVERY} instead)",
         )
     if dest is lifecycle.State.RECOVERY and funds.balance_cents <= 0:
         refuse("recovery_has_a_balance", f"project {project.id} owes nothing back (balance 0.00 EUR)")
