@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Final
 
 from states.money import parse_amount_param
+from states.text import FIELD_LIMITS, PARAM_LIMIT
 
 # --- States -------------------------------------------------------------------------------------------------
 
@@ -228,6 +229,13 @@ class Param:
     adds_to: str | None = None
     is_reason: bool = False
     document: bool = False  # a piece of evidence (a reference, an invoice): kept in the project's documents
+
+    @property
+    def max_length(self) -> int:
+        """The longest value: the size of the field it is recorded in, or of the audit's reason, else a default."""
+        if self.records is not None:
+            return FIELD_LIMITS.get(self.records, PARAM_LIMIT)
+        return FIELD_LIMITS["reason"] if self.is_reason else PARAM_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)

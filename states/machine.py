@@ -17,6 +17,7 @@ from states.errors import EventNotAllowedError, InvalidArgumentError, UnknownEve
 from states.guards import GUARDS, SELECTORS, GuardContext
 from states.lifecycle import EVENTS_BY_NAME, STATES, TRANSITIONS, ParamKind, Transition
 from states.money import parse_amount_param
+from states.text import PARAM_LIMIT, has_control_characters
 
 
 @dataclass
@@ -115,6 +116,13 @@ def check_params(event: str, params: dict[str, str]) -> None:
             if spec.param(key) is None:
                 expected = ", ".join(p.name for p in spec.params) or "no parameter"
                 raise InvalidArgumentError(f"{event}: unknown parameter {key!r} (takes {expected})")
+    for key, text in params.items():
+        declared = spec.param(key)
+        limit = declared.max_length if declared is not None else PARAM_LIMIT
+        if len(text) > limit:
+            raise InvalidArgumentError(f"{event}: {key}= is longer than {limit} characters")
+        if has_control_characters(text):
+            raise InvalidArgumentError(f"{event}: {key}= must be one line of text (no control characters)")
     for param in spec.params:
         value = params.get(param.name)
         if value is None or not value.strip():

@@ -31,6 +31,7 @@ from states.grappe import EsmsRecord, Grappe, OrganisationRecord
 from states.guards import GuardContext
 from states.machine import fire as fire_machine
 from states.money import format_cents, split_tranches
+from states.text import FIELD_LIMITS, has_control_characters
 from workflow.audit import AuditRecord, last_hash
 from workflow.calendars import deadline_set_by, for_project, with_deadline
 from workflow.campaigns import Campaign, get_campaign
@@ -49,9 +50,8 @@ from workflow.programme import (
 )
 from workflow.project_file import ProjectSpec
 from workflow.schedule import next_due_at
-from workflow.tomlfile import has_control_characters
 
-MAX_REASON = 2000
+MAX_REASON = FIELD_LIMITS["reason"]
 
 
 class Workflow:
@@ -394,7 +394,7 @@ class Workflow:
         return tuple(released)
 
 
-MAX_ACTOR = 200
+MAX_ACTOR = FIELD_LIMITS["actor"]
 
 
 def checked_actor(actor: str, *, field: str = "actor") -> str:

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from notifications.models import OutboxMessage
 from notifications.storage import utc_column
+from states.text import FIELD_LIMITS
 
 # The outbox table belongs to `notifications`; it is named here so that the schema's metadata holds every table.
 __all__ = ["AuditEntry", "Esms", "Lease", "Organisation", "OutboxMessage", "Project", "Tranche"]
@@ -25,21 +26,21 @@ class Project(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: str = Field(index=True, max_length=64)
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=FIELD_LIMITS["name"])
     kind: str = Field(max_length=32)
     state: str = Field(index=True, max_length=32)
     selection_group: str | None = Field(default=None, max_length=1)
     services_socles: str = Field(default="", max_length=200)  # comma-separated
-    owner_name: str = Field(max_length=200)
-    owner_email: str = Field(max_length=254)
+    owner_name: str = Field(max_length=FIELD_LIMITS["owner_name"])
+    owner_email: str = Field(max_length=FIELD_LIMITS["owner_email"])
     esms_count: int
     small_esms_count: int
     total_cents: int = Field(sa_type=sa.BigInteger)
-    needs_reference: str | None = Field(default=None, max_length=200)
-    vendor: str | None = Field(default=None, max_length=200)
-    configuration_invoice: str | None = Field(default=None, max_length=200)
-    rollout_invoice: str | None = Field(default=None, max_length=200)
-    withdrawal_reason: str | None = Field(default=None, max_length=1000)
+    needs_reference: str | None = Field(default=None, max_length=FIELD_LIMITS["needs_reference"])
+    vendor: str | None = Field(default=None, max_length=FIELD_LIMITS["vendor"])
+    configuration_invoice: str | None = Field(default=None, max_length=FIELD_LIMITS["configuration_invoice"])
+    rollout_invoice: str | None = Field(default=None, max_length=FIELD_LIMITS["rollout_invoice"])
+    withdrawal_reason: str | None = Field(default=None, max_length=FIELD_LIMITS["withdrawal_reason"])
     # Money owed back once in recovery: what the owner repaid and what the programme waived, out of what was
     # released (the tranches). The balance is released − repaid − waived.
     repaid_cents: int = Field(default=0, sa_type=sa.BigInteger)
@@ -62,7 +63,7 @@ class Organisation(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=FIELD_LIMITS["name"])
     finess: str = Field(max_length=9)
 
 
@@ -75,8 +76,8 @@ class Esms(SQLModel, table=True):
     project_id: int = Field(foreign_key="project.id", index=True)
     organisation_id: int = Field(foreign_key="organisation.id")
     finess: str = Field(max_length=9, index=True)  # one ESMS, one funding: looked up across projects
-    name: str = Field(max_length=200)
-    category: str = Field(max_length=64)
+    name: str = Field(max_length=FIELD_LIMITS["name"])
+    category: str = Field(max_length=FIELD_LIMITS["category"])
     small: bool = False
 
 
@@ -108,10 +109,12 @@ class AuditEntry(SQLModel, table=True):
     event: str = Field(max_length=64)
     source: str | None = Field(default=None, max_length=32)
     dest: str = Field(max_length=32)
-    actor: str = Field(max_length=200)
-    reason: str | None = Field(default=None, max_length=2000)
+    actor: str = Field(max_length=FIELD_LIMITS["actor"])
+    reason: str | None = Field(default=None, max_length=FIELD_LIMITS["reason"])
     forced: bool = False
-    approved_by: str | None = Field(default=None, max_length=200)  # the second person of a release (four eyes)
+    approved_by: str | None = Field(
+        default=None, max_length=FIELD_LIMITS["actor"]
+    )  # the second person of a release (four eyes)
     params: str = Field(default="{}")  # JSON object of the event's key=value arguments
     prev_hash: str = Field(default="", max_length=64)  # the previous row's hash (zeros for the first row)
     hash: str = Field(default="", max_length=64)  # SHA-256 of this row's content and prev_hash (workflow.audit)

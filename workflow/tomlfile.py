@@ -9,8 +9,8 @@ file and the dotted key at fault (`funding.tranches[1]`).
 
 from __future__ import annotations
 
+import stat
 import tomllib
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from states.errors import MalformedFileError
 from states.money import parse_euros, to_cents
+from states.text import has_control_characters
 
 #: Larger files are refused before parsing: no legitimate campaign or project file comes near it.
 MAX_FILE_BYTES = 1_000_000
@@ -36,10 +37,19 @@ Location = tuple[str | int, ...]
 def load_toml(path: Path) -> dict[str, Any]:
     """Read and parse a TOML file, turning every failure into a one-line `MalformedFileError`."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise MalformedFileError(str(path), None, f"file too large ({size} bytes, at most {MAX_FILE_BYTES})")
-        raw = path.read_bytes()
+        status = path.stat()
+        # A device (/dev/zero) or a FIFO would be read forever: only regular files are opened.
+        if not stat.S_ISREG(status.st_mode):
+            kind = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+            raise MalformedFileError(str(path), None, f"is {kind}, not a file")
+        if status.st_size > MAX_FILE_BYTES:
+            raise MalformedFileError(
+                str(path), None, f"file too large ({status.st_size} bytes, at most {MAX_FILE_BYTES})"
+            )
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows between stat and read
+        if len(raw) > MAX_FILE_BYTES:
+            raise MalformedFileError(str(path), None, f"file too large (more than {MAX_FILE_BYTES} bytes)")
     except FileNotFoundError:
         raise MalformedFileError(str(path), None, "no such file") from None
     except IsADirectoryError:
@@ -56,11 +66,6 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise MalformedFileError(str(path), None, f"not valid TOML ({exc})") from None
     except RecursionError:
         raise MalformedFileError(str(path), None, "not valid TOML (arrays or tables nested too deeply)") from None
-
-
-def has_control_characters(text: str) -> bool:
-    """Tell whether `text` holds a control, format or separator character (NUL, line breaks, escapes)."""
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
 
 
 def printable(text: str) -> str:

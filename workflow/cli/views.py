@@ -9,6 +9,7 @@ from notifications.formatting import format_euros_fr
 from states import lifecycle
 from states.errors import InvalidArgumentError, UnknownProjectError
 from states.money import format_cents
+from states.text import FIELD_LIMITS, PARAM_LIMIT, has_control_characters
 from workflow.campaigns import Campaign
 from workflow.models import Project
 from workflow.queries import CampaignFunding, HistoryRow, ProjectView
@@ -16,7 +17,7 @@ from workflow.queries import CampaignFunding, HistoryRow, ProjectView
 if TYPE_CHECKING:
     from workflow.change import Change
 
-MAX_PARAM_VALUE = 1000
+MAX_PARAM_VALUE = max(PARAM_LIMIT, *FIELD_LIMITS.values())  # the engine checks each parameter's own limit
 #: Ids are 32-bit integers in the database (PostgreSQL's `integer`).
 MAX_ID = 2**31 - 1
 
@@ -52,7 +53,7 @@ def parse_params(args: list[str]) -> dict[str, str]:
             raise InvalidArgumentError(f"argument {arg!r} is not of the form key=value")
         if key in params:
             raise InvalidArgumentError(f"argument {key!r} is given twice")
-        if len(value) > MAX_PARAM_VALUE or any(ord(c) < 32 for c in value):
+        if len(value) > MAX_PARAM_VALUE or has_control_characters(value):
             raise InvalidArgumentError(f"argument {key!r}: value too long or with control characters")
         params[key] = value.strip()
     return params
