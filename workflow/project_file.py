@@ -89,19 +89,19 @@ def _email(value: object) -> str:
         raise problem("must be a string")
     email = value.strip()
     # The pattern itself refuses spaces and control characters: a header cannot be smuggled in.
-    if len(email) > 254 or not EMAIL_PATTERN.fullmatch(email):
+    if len(email) > FIELD_LIMITS["owner_email"] or not EMAIL_PATTERN.fullmatch(email):
         raise problem(f"{email!r} is not an e-mail address")
     return email
 
 
 Finess = Annotated[str, PlainValidator(_finess)]
-Name = Annotated[str, text(200)]
+Name = Annotated[str, text(FIELD_LIMITS["name"])]
 
 
 class _EsmsFile(StrictModel):
     finess: Finess
     name: Name
-    category: Annotated[str, text(64)]
+    category: Annotated[str, text(FIELD_LIMITS["category"])]
     small: Annotated[bool, PlainValidator(read_boolean)] = False
 
 
