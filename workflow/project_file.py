@@ -10,6 +10,7 @@ from typing import Annotated, Self
 from pydantic import BeforeValidator, Field, PlainValidator, ValidationError, field_validator, model_validator
 
 from states.grappe import PROJECT_KINDS, SERVICES_SOCLES, EsmsRecord, Grappe, OrganisationRecord, finess_problem
+from states.text import FIELD_LIMITS
 from workflow.tomlfile import (
     StrictModel,
     array,
