@@ -6,6 +6,7 @@ errors come out as the engine's own one-line errors.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,20 @@ __all__ = ["ensure_current", "make_engine", "migrate", "transaction", "translate
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for `url`; for SQLite, create the file's folder and set safe pragmas."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except exc.ArgumentError:
-        raise InvalidArgumentError(f"ESMS_DATABASE_URL: {url!r} is not a database URL") from None
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """Create an engine for `url`; for SQLite, set safe pragmas and, with `create`, make the file and its folder.
+
+    Without `create` (every command but `esms init`), a missing SQLite file is "run esms init": a read-only
+    command creates no file and no folder. What is created is private to its owner (0700 folders, 0600 file),
+    whatever the umask: the database holds owners' names, e-mails and message bodies.
+    """
+    parsed = _parsed_url(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not the psycopg2 default
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_file(Path(parsed.database), create=create)
         # The driver's own transaction handling defers BEGIN and breaks SAVEPOINTs; SQLAlchemy's documented
         # recipe: let the driver do nothing and emit BEGIN ourselves (see `_sqlite_begin`).
         kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
@@ -45,6 +48,55 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _parsed_url(url: str) -> sa.engine.URL:
+    """Parse the database URL; a malformed one is named without ever echoing what it holds (a password)."""
+    example = "e.g. sqlite:////var/lib/esms/esms.sqlite3 or postgresql://user@host:5432/esms"
+    if "://" not in url:
+        raise InvalidArgumentError(f"ESMS_DATABASE_URL is not a database URL ({example})")
+    try:
+        parsed = sa.engine.make_url(url)
+        _ = parsed.port  # a port that is not a number only fails when read
+    except (exc.ArgumentError, ValueError):
+        scheme = url.split("://", 1)[0]
+        raise InvalidArgumentError(
+            f"ESMS_DATABASE_URL ({scheme}://…) is not a valid database URL: check the host, port and path ({example})"
+        ) from None
+    return parsed
+
+
+def _sqlite_file(path: Path, *, create: bool) -> None:
+    """Check (or, with `create`, make) a SQLite file and its folder, private to their owner."""
+    if path.exists():
+        if not path.is_file():
+            raise InvalidArgumentError(f"ESMS_DATABASE_URL: {path} is not a file")
+        return
+    if not create:
+        raise DatabaseNotInitialisedError(f"the database {path} does not exist: run `esms init`")
+    try:
+        _private_folder(path.parent)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(descriptor, 0o600)  # the umask may have taken bits off, never add them: set them exactly
+        os.close(descriptor)
+    except FileExistsError:
+        return  # created by another process meanwhile: it is the same database
+    except OSError as error:
+        raise InvalidArgumentError(f"ESMS_DATABASE_URL: cannot create {path} ({error.strerror})") from None
+
+
+def _private_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents with mode 0700 (existing folders are left as they are)."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(20, "a file stands where a folder is needed", str(parent))
+            break
+        missing.append(parent)
+    for created in reversed(missing):
+        created.mkdir(mode=0o700)
+        created.chmod(0o700)
 
 
 def _sqlite_begin(connection: Any) -> None:

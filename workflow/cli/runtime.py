@@ -50,10 +50,17 @@ class Runtime:
 
     @cached_property
     def raw_engine(self) -> Engine:
-        """The database engine, whatever the state of its schema."""
+        """The database engine, whatever the state of its schema; a missing SQLite file is "run esms init"."""
         from workflow.db import make_engine
 
-        return make_engine(self.settings.database_url)
+        return make_engine(self.settings.database_url, create=False)
+
+    @cached_property
+    def initial_engine(self) -> Engine:
+        """The database engine of `esms init`, the one command that creates the SQLite file and its folder."""
+        from workflow.db import make_engine
+
+        return make_engine(self.settings.database_url, create=True)
 
     @property
     def engine(self) -> Engine:
@@ -70,7 +77,7 @@ class Runtime:
         """The engine that changes projects."""
         from workflow.engine import Workflow
 
-        return Workflow(self.engine, self.campaigns, self.clock)
+        return Workflow(self.engine, self.campaigns, self.clock, audit_key=self.settings.audit_key)
 
 
 def default_actor() -> str:
