@@ -72,8 +72,8 @@ def init(ctx: typer.Context) -> None:
     from workflow.sweep import schedule_unscheduled
 
     runtime = _runtime(ctx)
-    before, after = migrate(runtime.raw_engine)
-    url = runtime.raw_engine.url.render_as_string(hide_password=True)
+    before, after = migrate(runtime.initial_engine)
+    url = runtime.initial_engine.url.render_as_string(hide_password=True)
     if before == after:
         print(f"database {url} is up to date (revision {after})")
     else:
