@@ -292,6 +292,7 @@ def _write(
             forced=False,
             params=json.dumps(params, ensure_ascii=False, sort_keys=True),
         ),
+        key=workflow.audit_key,
     )
     context = project_context(project, campaign)
     context["project"].update(

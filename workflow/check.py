@@ -6,7 +6,8 @@
 - tranches are released exactly for the milestones the history reached, and add up to the project's total;
 - every message the history calls for is queued exactly once (idempotency keys make a second copy impossible;
   a missing one is reported), and no tranche is told twice;
-- the audit chain of hashes is intact (`workflow.audit`).
+- the audit chain of hashes is intact, each project's money is what its last audit row covers, and no row is
+  missing from the chain across projects (`workflow.audit`).
 """
 
 from __future__ import annotations
@@ -69,8 +70,17 @@ class CheckReport:
         }
 
 
-def check(engine: Engine, campaigns: Mapping[str, Campaign] | None = None, batch: int = 500) -> CheckReport:
-    """Check every invariant on every project (in batches, so memory stays flat), and each campaign's envelope."""
+def check(
+    engine: Engine,
+    campaigns: Mapping[str, Campaign] | None = None,
+    batch: int = 500,
+    *,
+    audit_key: str | None = None,
+) -> CheckReport:
+    """Check every invariant on every project (in batches, so memory stays flat), and each campaign's envelope.
+
+    `audit_key` is ESMS_AUDIT_KEY, which the audit chain is verified under (`workflow.audit.verify`).
+    """
     violations: list[Violation] = []
     projects = messages = 0
     with translate_errors(), Session(engine) as session:
@@ -110,8 +120,11 @@ def check(engine: Engine, campaigns: Mapping[str, Campaign] | None = None, batch
                         f"{campaign.id} commits {committed} cents, over its envelope of {campaign.envelope_cents}",
                     )
                 )
-    audit_rows, tampering = verify_audit(engine)
-    violations.extend(Violation(t.project_id, "audit chain", t.problem + f" (seq {t.seq})") for t in tampering)
+    audit_rows, tampering = verify_audit(engine, key=audit_key)
+    violations.extend(
+        Violation(t.project_id, "audit chain", t.problem + (f" (seq {t.seq})" if t.seq is not None else ""))
+        for t in tampering
+    )
     return CheckReport(projects=projects, audit_rows=audit_rows, messages=messages, violations=tuple(violations))
 
 

@@ -32,7 +32,7 @@ from states.guards import GuardContext
 from states.machine import fire as fire_machine
 from states.money import format_cents, split_tranches
 from states.text import FIELD_LIMITS, has_control_characters
-from workflow.audit import AuditRecord, last_hash
+from workflow.audit import AuditRecord, chain_row, last_hash, money_snapshot
 from workflow.calendars import deadline_set_by, for_project, with_deadline
 from workflow.campaigns import Campaign, get_campaign
 from workflow.change import Change, DeadlineSet, ReleasedTranche
@@ -57,10 +57,14 @@ MAX_REASON = FIELD_LIMITS["reason"]
 class Workflow:
     """Registers projects and changes their state under the programme's rules."""
 
-    def __init__(self, engine: Engine, campaigns: dict[str, Campaign], clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, campaigns: dict[str, Campaign], clock: Clock, audit_key: str | None = None
+    ) -> None:
         self.engine = engine
         self.campaigns = campaigns
         self.clock = clock
+        # ESMS_AUDIT_KEY: the audit chain's HMAC key (workflow.audit); None: plain SHA-256.
+        self.audit_key = audit_key
 
     # --- registering ---------------------------------------------------------------------------------------
 
@@ -144,6 +148,7 @@ class Workflow:
                 forced=False,
                 params="{}",
             ),
+            key=self.audit_key,
         )
         return project.id
 
@@ -331,6 +336,7 @@ class Workflow:
                 params=json.dumps(params, ensure_ascii=False, sort_keys=True),
                 approved_by=approved_by,
             ),
+            key=self.audit_key,
         )
         change = Change(
             project_id=project.id,
@@ -507,17 +513,24 @@ def _forced_money(session: Session, project: Project, campaign: Campaign, dest: 
             )
 
 
-def append_audit(session: Session, record: AuditRecord) -> int:
+def append_audit(session: Session, record: AuditRecord, *, key: str | None) -> int:
     """Append `record` to its project's audit log, numbered and chained to the previous row; return its seq.
 
-    The record's `seq` is ignored: the next number of the project's chain is taken.
+    The record's `seq` and `money` are ignored: the next number of the project's chain is taken, and the row
+    covers the project's money as this transaction left it (call this after writing the money). The row is also
+    linked into the chain across projects, under `key` (ESMS_AUDIT_KEY; None: plain SHA-256).
     """
+    # Every writer takes the commitments lock before the chain head (PostgreSQL), so that the two locks are
+    # always taken in one order: a sweep's batch holding the head never waits for a writer holding the other.
+    lock_commitments(session)
+    session.flush()  # a registration's tranches are still in the session: the snapshot reads the database
+    connection = session.connection()
     previous_seq, previous_hash = last_hash(session, record.project_id)
-    row = replace(record, seq=previous_seq + 1)
+    row = replace(record, seq=previous_seq + 1, money=money_snapshot(connection, record.project_id))
+    values = {**row.values(), "prev_hash": previous_hash, "hash": row.hash(previous_hash)}
+    values.update(chain_row(connection, values, key=key, at=row.recorded_at))
     # A Core INSERT built once, on the session's connection: no ORM object for a row never read back here.
-    session.connection().execute(
-        _AUDIT_INSERT, {**row.values(), "prev_hash": previous_hash, "hash": row.hash(previous_hash)}
-    )
+    connection.execute(_AUDIT_INSERT, values)
     return row.seq
 
 

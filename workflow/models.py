@@ -16,7 +16,7 @@ from notifications.storage import utc_column
 from states.text import FIELD_LIMITS
 
 # The outbox table belongs to `notifications`; it is named here so that the schema's metadata holds every table.
-__all__ = ["AuditEntry", "Esms", "Lease", "Organisation", "OutboxMessage", "Project", "Tranche"]
+__all__ = ["AuditChainHead", "AuditEntry", "Esms", "Lease", "Organisation", "OutboxMessage", "Project", "Tranche"]
 
 
 class Project(SQLModel, table=True):
@@ -118,6 +118,31 @@ class AuditEntry(SQLModel, table=True):
     params: str = Field(default="{}")  # JSON object of the event's key=value arguments
     prev_hash: str = Field(default="", max_length=64)  # the previous row's hash (zeros for the first row)
     hash: str = Field(default="", max_length=64)  # SHA-256 of this row's content and prev_hash (workflow.audit)
+    # The project's money after the change (canonical JSON, covered by `hash`); NULL on rows older than 0005.
+    money: str | None = Field(default=None)
+    # The chain across projects (workflow.audit): this row's place among all rows, the link to the row appended
+    # before it (its hash, project and seq) and its own link, HMAC-SHA256 under ESMS_AUDIT_KEY when one is set.
+    global_seq: int | None = Field(default=None, index=True, unique=True)
+    global_prev_hash: str | None = Field(default=None, max_length=64)
+    global_prev_project_id: int | None = Field(default=None)
+    global_prev_seq: int | None = Field(default=None)
+    global_hash: str | None = Field(default=None, max_length=64)
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The one row (id 1) naming the last link of the audit chain across projects: its seal.
+
+    A history cut at its end leaves this row pointing past the last audit row (`esms audit verify`).
+    """
+
+    __tablename__ = "audit_chain_head"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    row_count: int  # how many rows the chain holds
+    hash: str = Field(max_length=64)  # the last row's global_hash
+    project_id: int | None = Field(default=None)  # the last row's project and seq (no foreign key: kept if deleted)
+    seq: int | None = Field(default=None)
+    at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))  # the last row's recorded_at
 
 
 class Lease(SQLModel, table=True):

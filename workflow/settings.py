@@ -22,13 +22,19 @@ the other files users write. An empty variable or value counts as unset.
 | ESMS_MAIL_MAX_ATTEMPTS | mail_max_attempts | 48 (then dead; backoff capped at 1 h: about 2 days) |
 | ESMS_SWEEP_INTERVAL    | sweep_interval    | 60 (seconds between two daemon passes; 0.1 to 86400) |
 | ESMS_DIGEST_TIME       | digest_time       | 08:00 (local time of the daily digest)               |
+| ESMS_AUDIT_KEY         | audit_key         | none; a secret: the audit chain's HMAC key (below)   |
+
+`ESMS_AUDIT_KEY` turns the audit chain across projects into HMAC-SHA256 (`workflow.audit`), so that a chain
+recomputed by someone with the database but not the key does not verify. Keep it outside the database (the
+environment, or a settings file readable by the service only), and give every process that writes or verifies
+the log (CLI, daemon, web) the same key: a row written with another key, or without one, fails verification.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,6 +68,7 @@ class Settings:
     mail: MailSettings
     sweep_interval: float
     digest_time: time
+    audit_key: str | None = field(default=None, repr=False)  # a secret: never printed nor logged
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +115,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail=mail,
         sweep_interval=read.sweep_interval,
         digest_time=read.digest_time,
+        audit_key=read.audit_key,
     )
 
 
@@ -183,6 +191,7 @@ class _Values(BaseSettings):
     mail_max_attempts: Annotated[int, _count()] = 48
     sweep_interval: Annotated[float, _seconds(SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)] = 60.0
     digest_time: Annotated[time, PlainValidator(_time_of_day)] = time(8, 0)
+    audit_key: str | None = Field(default=None, repr=False)  # a secret: kept out of repr, logs and messages
 
 
 #: The keys a settings file may hold.

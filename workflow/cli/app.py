@@ -491,7 +491,7 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from workflow.check import check as run_check
 
     runtime = _runtime(ctx)
-    report = run_check(runtime.engine, runtime.campaigns)
+    report = run_check(runtime.engine, runtime.campaigns, audit_key=runtime.settings.audit_key)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -509,14 +509,31 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def audit_verify(
     ctx: typer.Context,
     project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    seal: Annotated[
+        str | None, typer.Option("--seal", help="An earlier seal's hash (esms audit seal, the digest): still there?")
+    ] = None,
+    rows: Annotated[str | None, typer.Option("--rows", help="The number of rows of that seal.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Name every audit row edited or deleted behind the engine's back (exit 5 when any)."""
-    from states.errors import IntegrityCheckError
+    """Name every audit row edited or deleted, and money changed, behind the engine's back (exit 5 when any)."""
+    from states.errors import IntegrityCheckError, InvalidArgumentError
     from workflow.audit import describe, verify
-    from workflow.cli.views import parse_project_id
+    from workflow.cli.views import parse_id, parse_project_id
 
-    checked, problems = verify(_runtime(ctx).engine, parse_project_id(project) if project else None)
+    if seal is not None and not _is_hash(seal):
+        raise InvalidArgumentError(f"audit verify: --seal {seal[:80]!r} is not a hash (64 hexadecimal digits)")
+    if rows is not None and (seal is None or parse_id(rows) is None):
+        raise InvalidArgumentError("audit verify: --rows takes a number of rows, with --seal")
+    if seal is not None and project:
+        raise InvalidArgumentError("audit verify: --seal checks the whole log, not one --project")
+    runtime = _runtime(ctx)
+    checked, problems = verify(
+        runtime.engine,
+        parse_project_id(project) if project else None,
+        key=runtime.settings.audit_key,
+        seal_hash=seal.lower() if seal else None,
+        seal_rows=int(rows) if rows is not None else None,
+    )
     if as_json:
         print_json({"rows": checked, "ok": not problems, "problems": describe(problems)})
     else:
@@ -525,3 +542,23 @@ def audit_verify(
         print(f"{checked} audit rows checked: {len(problems)} problem(s)")
     if problems:
         raise IntegrityCheckError(f"the audit log was altered: {problems[0].line()}")
+
+
+@audit_app.command("seal")
+def audit_seal(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Print the head of the audit chain (rows, hash): keep it elsewhere, to show a later truncation."""
+    from workflow.audit import seal as read_seal
+    from workflow.db import translate_errors
+
+    runtime = _runtime(ctx)
+    with translate_errors(), runtime.engine.connect() as connection:
+        head = read_seal(connection)
+    if as_json:
+        print_json(head.as_dict())
+    else:
+        at = head.as_dict()["at"] or "-"
+        print(f"{head.rows} audit rows, hash {head.hash} (last row written at {at})")
+
+
+def _is_hash(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
