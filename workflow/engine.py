@@ -290,6 +290,7 @@ class Workflow:
     ) -> Change:
         now, wall = self.clock.now(), self.clock.wall()
         assert project.id is not None
+        refuse_going_back(project, now)
         source = project.state
         calendar = for_project(campaign, project)
         deadline_set = None
@@ -409,6 +410,15 @@ def checked_actor(actor: str, *, field: str = "actor") -> str:
     if not actor or len(actor) > MAX_ACTOR or has_control_characters(actor):
         raise InvalidFieldError(field, f"must be 1 to {MAX_ACTOR} characters of text on one line")
     return actor
+
+
+def refuse_going_back(project: Project, now: datetime) -> None:
+    """Refuse a change dated before the project's last one: its history would be written out of order."""
+    if now < project.updated_at:
+        raise InvalidArgumentError(
+            f"project {project.id} last changed at {project.updated_at.isoformat()}: a change at {now.isoformat()} "
+            "would write its history out of order (check --now)"
+        )
 
 
 def checked_reason(reason: str, *, command: str) -> str:

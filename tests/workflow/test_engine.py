@@ -99,7 +99,7 @@ def test_forced_transition_is_audited_moves_no_money_and_names_the_milestones_re
         "--actor",
         "ars",
         "--json",
-        now="2021-09-01T12:00:00+02:00",
+        now="2021-05-01T12:00:00+02:00",
     ).json()
     assert moved["released"] == []
     assert moved["pending_milestones"] == [1, 2]
@@ -129,11 +129,11 @@ def test_forced_transition_is_audited_moves_no_money_and_names_the_milestones_re
             "--approved-by",
             "directrice",
             "--json",
-            now="2021-09-02T12:00:00+02:00",
+            now="2021-05-02T12:00:00+02:00",
         ).json()
         assert [t["number"] for t in released["released"]] == [int(number)]
         assert released["state"] == "rollout" and released["approved_by"] == "directrice"
-    stamp = "2021-09-02T10:00:00+00:00"
+    stamp = "2021-05-02T10:00:00+00:00"
     assert tranches(cli, project_id) == [("released", stamp), ("released", stamp), ("pending", None)]
     last = history(cli, project_id)[-1]
     assert last == {
@@ -148,7 +148,7 @@ def test_forced_transition_is_audited_moves_no_money_and_names_the_milestones_re
 
     # Backwards: nothing released, nothing undone.
     back = cli.ok(
-        "force", project_id, "agreement", "--reason", "convention à resigner", "--json", now="2021-10-01"
+        "force", project_id, "agreement", "--reason", "convention à resigner", "--json", now="2021-05-10"
     ).json()
     assert back["released"] == [] and back["pending_milestones"] == []
     assert tranches(cli, project_id) == [("released", stamp), ("released", stamp), ("pending", None)]

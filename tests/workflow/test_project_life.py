@@ -226,7 +226,7 @@ def test_grace_never_shortens_the_campaign_deadline(database_url: str, config_di
 def test_every_recorded_value_is_kept_in_the_documents_and_the_single_key_shows_the_latest(
     cli: Cli, tmp_path: Path
 ) -> None:
-    project = cli.ok("project", "add", str(write_project(tmp_path))).out.strip()
+    project = cli.ok("project", "add", str(write_project(tmp_path)), now="2021-02-20").out.strip()
     cli.ok("force", project, "configuration", "--reason", "reprise", now="2021-07-01")
     cli.ok("fire", project, "finish_configuration", "invoice=FAC-1", now="2021-07-02")
     cli.ok("force", project, "configuration", "--reason", "facture annulée", now="2021-07-03")
@@ -243,7 +243,7 @@ def test_every_recorded_value_is_kept_in_the_documents_and_the_single_key_shows_
 
 
 def test_an_extension_is_told_to_the_owner_and_kept_as_a_document(cli: Cli, tmp_path: Path, database_url: str) -> None:
-    project = cli.ok("project", "add", str(write_project(tmp_path))).out.strip()
+    project = cli.ok("project", "add", str(write_project(tmp_path)), now="2021-02-20").out.strip()
     cli.ok("fire", project, "submit", now="2021-03-01")
     cli.ok("fire", project, "select", "group=A", now="2021-04-20")
     before = snapshot(database_url)
@@ -331,3 +331,19 @@ def test_a_submission_is_refused_naming_what_the_later_call_rules_break(
         life.fire(project, "submit")
     assert life.state(project) == "application"
     life.engine.dispose()
+
+
+# --- time runs forward ----------------------------------------------------------------------------------------
+
+
+def test_a_change_dated_before_the_projects_last_one_is_refused_and_writes_nothing(
+    cli: Cli, tmp_path: Path, database_url: str
+) -> None:
+    project = cli.ok("project", "add", str(write_project(tmp_path)), now="2021-03-10T10:00").out.strip()
+    cli.ok("fire", project, "submit", now="2021-03-10T10:00")  # the same instant is not earlier
+    before = snapshot(database_url)
+    refused = cli("fire", project, "withdraw", "reason=x", now="2021-03-10T09:59:59")
+    assert refused.code == 2 and "out of order" in refused.err and refused.err.count("\n") == 1
+    assert cli("force", project, "rework", "--reason", "x", now="2021-03-01").code == 2
+    assert snapshot(database_url) == before
+    cli.ok("fire", project, "withdraw", "reason=x", now="2021-03-10T10:00:01")
