@@ -311,6 +311,8 @@ class Workflow:
                 updated_at=now,
                 version=project.version + 1,
                 next_due_at=next_due_at(calendar, dest, now),
+                sweep_error=None,  # a change makes a past sweep failure moot
+                sweep_error_at=None,
                 **fields,
                 # Amounts add up (a repayment to what was repaid): the version guard makes the read-add safe.
                 **{name: getattr(project, name) + cents for name, cents in amounts.items()},

@@ -48,6 +48,9 @@ class Project(SQLModel, table=True):
     # The project's own dates for deadlines, as a JSON object {"completion_deadline": "2023-06-30", …}: set by
     # its events (agreement signed, promotion, extension), they take precedence over the campaign's calendar.
     own_deadlines: str = Field(default="{}", max_length=2000)
+    # The last failure of the deadline sweep on this project (cleared when it is swept again): the digest lists it.
+    sweep_error: str | None = Field(default=None, max_length=300)
+    sweep_error_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())
     version: int = Field(default=1)

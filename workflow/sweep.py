@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlmodel import Session, col, select
 
-from states.errors import EsmsError
+from states.errors import ConflictError, OperationalError
 from states.lifecycle import DEADLINE_BY_STATE
 from workflow.calendars import for_project
 from workflow.campaigns import get_campaign
@@ -77,6 +77,7 @@ class SweepReport:
     reminders: list[ReminderSent] = field(default_factory=list)
     flagged: list[Flagged] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    errors: list[Skipped] = field(default_factory=list)  # the skipped that failed for themselves
 
     def as_dict(self) -> dict[str, object]:
         """The report as a JSON-ready dict (keys of `esms tick --json`)."""
@@ -87,6 +88,7 @@ class SweepReport:
             "reminders": [asdict(r) for r in self.reminders],
             "flagged": [asdict(f) for f in self.flagged],
             "skipped": [asdict(k) for k in self.skipped],
+            "errors": [asdict(k) for k in self.errors],
         }
 
 
@@ -110,14 +112,17 @@ def claim_due(session: Session, now: datetime, limit: int, passed_over: set[int]
     return list(session.exec(query).all())
 
 
-SWEEP_ERRORS = (EsmsError, exc.IntegrityError, exc.OperationalError)
-
-
 def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
-    """Run one pass at the workflow clock's "now"."""
+    """Run one pass at the workflow clock's "now".
+
+    Each project is handled on its own: whatever fails on one (a message that cannot be rendered, a driver error,
+    a bug) is caught, logged with its id and reported, and the others go on. A project that fails for itself (not
+    because another process changed it first) keeps the error on its row, for the digest, and is tried again
+    `RETRY_AFTER` later rather than at every pass.
+    """
     now = workflow.clock.now()
     report = SweepReport(at=now)
-    passed_over: set[int] = set()  # projects that failed this pass: retried at the next one
+    passed_over: set[int] = set()  # projects that failed this pass: retried later
     while True:
         # One transaction per batch: commits are what costs, and a small batch keeps the work a crash loses
         # small. The batch first runs without savepoints (the common case, and the fast one); if anything in it
@@ -129,7 +134,7 @@ def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
                 projects = claim_due(session, now, batch_size, passed_over)
                 for project in projects:
                     _sweep_project(workflow, session, project, now, batch)
-        except SWEEP_ERRORS:
+        except Exception:
             batch = SweepReport(at=now)
             with transaction(workflow.engine) as session:
                 projects = claim_due(session, now, batch_size, passed_over)
@@ -137,15 +142,44 @@ def sweep(workflow: Workflow, *, batch_size: int = 100) -> SweepReport:
                     try:
                         with session.begin_nested():
                             _sweep_project(workflow, session, project, now, batch)
-                    except SWEEP_ERRORS as error:
+                    except Exception as error:
                         passed_over.add(project.id or 0)
-                        # A driver error's own text, not the SQL statement around it.
-                        cause = getattr(error, "orig", None) or error
-                        batch.skipped.append(Skipped(project.id or 0, " ".join(str(cause).split())[:300]))
+                        failure = Skipped(project.id or 0, _one_line(error))
+                        batch.skipped.append(failure)
+                        if not isinstance(error, TRANSIENT_ERRORS):
+                            batch.errors.append(failure)
+            _record_errors(workflow, batch.errors, now)
         if not projects:
             return report
         report.due += len(projects)
         _merge_and_log(report, batch)
+
+
+#: Failures that say nothing about the project: another process got there first, or the database hiccuped.
+TRANSIENT_ERRORS = (ConflictError, OperationalError, exc.OperationalError)
+#: How long a project whose sweep failed waits before it is tried again.
+RETRY_AFTER = timedelta(minutes=15)
+
+
+def _one_line(error: BaseException) -> str:
+    # A driver error's own text, not the SQL statement around it; the type for an error without text.
+    cause = getattr(error, "orig", None) or error
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return text[:300]
+
+
+def _record_errors(workflow: Workflow, errors: list[Skipped], now: datetime) -> None:
+    """Keep each failing project's error on its row (the digest lists them) and try it again later."""
+    if not errors:
+        return
+    with transaction(workflow.engine) as session:
+        for failure in errors:
+            session.execute(
+                sa.update(Project)
+                .execution_options(synchronize_session=False)
+                .where(col(Project.id) == failure.project)
+                .values(sweep_error=failure.error, sweep_error_at=now, next_due_at=now + RETRY_AFTER)
+            )
 
 
 def _merge_and_log(report: SweepReport, batch: SweepReport) -> None:
@@ -162,6 +196,7 @@ def _merge_and_log(report: SweepReport, batch: SweepReport) -> None:
     report.reminders += batch.reminders
     report.flagged += batch.flagged
     report.skipped += batch.skipped
+    report.errors += batch.errors
 
 
 def _sweep_project(workflow: Workflow, session: Session, project: Project, now: datetime, report: SweepReport) -> None:
@@ -195,7 +230,7 @@ def _sweep_project(workflow: Workflow, session: Session, project: Project, now: 
         sa.update(Project)
         .execution_options(synchronize_session=False)
         .where(col(Project.id) == project_id, col(Project.version) == project.version)
-        .values(next_due_at=next_due_at(campaign, project.state, now))
+        .values(next_due_at=next_due_at(campaign, project.state, now), sweep_error=None, sweep_error_at=None)
     )
 
 
