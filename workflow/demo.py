@@ -9,7 +9,9 @@ with mail written as `.eml` files, and prints the timeline: transitions, tranche
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from sqlmodel import Session, select
 from notifications.formatting import format_euros_fr
 from notifications.relay import deliver_due
 from notifications.settings import MailSettings
-from states.errors import RuleRefusedError
+from states.errors import InvalidArgumentError, RuleRefusedError
 from workflow.amendments import amend
 from workflow.campaigns import Campaign
 from workflow.clock import SimulatedClock
@@ -101,12 +103,18 @@ def run_demo(
     mail goes to `.eml` files in `mail_dir`.
     """
     if database.exists():
+        if not _created_by_demo(database):
+            raise InvalidArgumentError(
+                f"demo: {database} was not created by esms demo: it is left alone (give another --database)"
+            )
         database.unlink()
     if mail_dir.exists():
         for old in mail_dir.glob("*.eml"):
             old.unlink()
     engine = make_engine(f"sqlite:///{database}")
     migrate(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"PRAGMA application_id = {DEMO_MARK}")
     clock = SimulatedClock(_paris("2021-02-15T09:00"))
     workflow = Workflow(engine, campaigns, clock)
     mail = MailSettings(
@@ -261,6 +269,22 @@ def _without_first_esms(spec: ProjectSpec, count: int) -> ProjectSpec:
     first, *others = spec.grappe.organisations
     smaller = replace(first, esms=first.esms[count:])
     return replace(spec, grappe=replace(spec.grappe, organisations=(smaller, *others)))
+
+
+#: Written in the SQLite header of the files the demo creates (`PRAGMA application_id`): the demo deletes and
+#: re-creates only files that carry it, never a database it did not make.
+DEMO_MARK = 0x45534D44  # "ESMD"
+
+
+def _created_by_demo(database: Path) -> bool:
+    """Tell whether `database` is a SQLite file the demo created."""
+    if not database.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            return bool(connection.execute("PRAGMA application_id").fetchone()[0] == DEMO_MARK)
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _paris(text: str) -> datetime:

@@ -69,6 +69,7 @@ class Settings:
     sweep_interval: float
     digest_time: time
     audit_key: str | None = field(default=None, repr=False)  # a secret: never printed nor logged
+    warnings: tuple[str, ...] = ()  # what a front end should tell the operator (a secret in a file others can read)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +117,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sweep_interval=read.sweep_interval,
         digest_time=read.digest_time,
         audit_key=read.audit_key,
+        warnings=_exposed_secrets(path, file_values),
+    )
+
+
+def _exposed_secrets(path: Path, file_values: Mapping[str, Any]) -> tuple[str, ...]:
+    """Warn when the settings file holds a secret and its group or others may read it."""
+    secrets = [key for key in ("smtp_password", "audit_key", "ds_token") if file_values.get(key)]
+    if not secrets:
+        return ()
+    mode = path.stat().st_mode
+    if not mode & 0o077:
+        return ()
+    return (
+        f"{path} holds {', '.join(secrets)} and can be read by other users (mode {mode & 0o777:o}): "
+        f"run chmod 600 {path}",
     )
 
 

@@ -30,7 +30,10 @@ class Runtime:
         """The resolved settings."""
         from workflow.settings import load_settings
 
-        return load_settings()
+        settings = load_settings()
+        for warning in settings.warnings:
+            print(f"esms: warning: {warning}", file=sys.stderr)
+        return settings
 
     @cached_property
     def clock(self) -> Clock:
