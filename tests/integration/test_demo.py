@@ -26,3 +26,11 @@ def test_demo_walks_the_sample_projects_and_reports_the_money(cli: Cli, tmp_path
     mails = sorted((tmp_path / "demo-mail").glob("*.eml"))
     summary = next(line for line in lines if "e-mails written to" in line)
     assert f"{len(mails)} e-mails written" in summary
+
+
+def test_demo_leaves_alone_a_database_it_did_not_create(cli: Cli, tmp_path: Path) -> None:
+    precious = tmp_path / "precious.sqlite3"
+    precious.write_bytes(b"not the demo's")
+    result = cli("demo", "--database", str(precious))
+    assert result.code == 2 and "was not created by esms demo" in result.err
+    assert precious.read_bytes() == b"not the demo's"
