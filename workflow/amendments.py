@@ -40,7 +40,15 @@ from workflow.audit import AuditRecord
 from workflow.campaigns import Campaign, get_campaign
 from workflow.change import Change
 from workflow.db import transaction
-from workflow.engine import Workflow, _load, append_audit, checked_actor, checked_reason, load_grappe
+from workflow.engine import (
+    Workflow,
+    _load,
+    append_audit,
+    checked_actor,
+    checked_reason,
+    load_grappe,
+    refuse_going_back,
+)
 from workflow.messages import project_context
 from workflow.models import Esms, Organisation, Project, Tranche
 from workflow.programme import COMMITTED_STATES, committed_cents, esms_held, lock_commitments
@@ -93,6 +101,7 @@ def amend(workflow: Workflow, project_id: int, spec: ProjectSpec, reason: str, a
     with transaction(workflow.engine) as session:
         lock_commitments(session)
         project = _load(session, project_id)
+        refuse_going_back(project, workflow.clock.now())
         campaign = get_campaign(workflow.campaigns, project.campaign_id)
         _check_same_call(project, spec)
         old = load_grappe(session, project)
