@@ -110,6 +110,7 @@ class EventName(StrEnum):
     FORCE = "force"
     RELEASE = "release"
     AMEND = "amend"
+    PURGE = "purge"  # personal data pseudonymised after the retention period
 
 
 E = EventName

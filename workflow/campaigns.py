@@ -114,6 +114,7 @@ class Campaign:
     path: str
     completion_months: int | None = None  # the completion deadline: agreement signature + this many months
     promotion_grace_days: int = 0  # a promoted project's agreement deadline: at least promotion day + this
+    retention_months: int | None = None  # personal data are purged this long after a project ends (None: kept)
 
     def deadline_end(self, key: str) -> datetime | None:
         """Return the first instant (UTC) after the deadline `key`, or None when the campaign sets none.
@@ -202,6 +203,7 @@ def load_campaign(path: Path) -> Campaign:
         ),
         completion_months=file.calendar.completion_months,
         promotion_grace_days=file.calendar.promotion_grace_days,
+        retention_months=file.retention.months_after_end if file.retention else None,
         reminder_days=tuple(sorted(reminders.days_before, reverse=True)),
         reminder_time=DEFAULT_REMINDER_TIME if reminders.send_at is None else reminders.send_at,
         usage_criteria=tuple(
@@ -339,6 +341,10 @@ def _departement(value: object) -> str:
     return code
 
 
+class _RetentionFile(StrictModel):
+    months_after_end: Annotated[int, integer(1, 1200)]
+
+
 class _RemindersFile(StrictModel):
     days_before: Annotated[list[Annotated[int, item(int)]], BeforeValidator(array)]
     send_at: Annotated[time | None, PlainValidator(_time_of_day)] = None
@@ -384,6 +390,7 @@ class _CampaignFile(StrictModel):
     funding: _FundingFile
     eligibility: _EligibilityFile
     reminders: _RemindersFile | None = None
+    retention: _RetentionFile | None = None
     usage_criteria: Annotated[list[_CriterionFile], BeforeValidator(tables)] = Field(default_factory=list)
 
     @field_validator("id")

@@ -28,10 +28,13 @@ from workflow.campaigns import Campaign
 from workflow.db import translate_errors
 from workflow.models import AuditEntry, OutboxMessage, Project, Tranche
 from workflow.programme import committed_cents
+from workflow.purge import PURGEABLE_STATES
 
 ARROWS = {(source, t.event, t.dest) for t in lifecycle.TRANSITIONS for source in t.sources}
 # An amendment changes the grappe, not the state: an unforced row that stays where it is.
 ARROWS |= {(state, lifecycle.EventName.AMEND, state) for state in AMENDABLE_STATES}
+# A purge removes personal data, not the state: an unforced row that stays in an end.
+ARROWS |= {(state, lifecycle.EventName.PURGE, state) for state in PURGEABLE_STATES}
 
 
 @dataclass(frozen=True)

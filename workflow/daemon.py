@@ -26,6 +26,7 @@ from states.errors import EsmsError, InvalidFieldError
 from workflow import lease
 from workflow.engine import Workflow
 from workflow.messages import queue_todays_digest
+from workflow.purge import purge
 from workflow.settings import Settings
 from workflow.sweep import sweep
 
@@ -105,6 +106,18 @@ class Daemon:
             except EsmsError as error:
                 log.error("digest failed: %s", error)
 
+    def purge_personal_data(self) -> None:
+        """Pseudonymise the owners of projects past their campaign's retention period (once a day)."""
+        with self._lock:
+            try:
+                if not self.has_lease():
+                    return
+                done = purge(self.workflow)
+                if done:
+                    log.info("personal data purged from %d project(s): %s", len(done), [p.project for p in done])
+            except EsmsError as error:
+                log.error("purge failed, tried again tomorrow: %s", error)
+
     def release(self) -> None:
         """Give the lease up."""
         try:
@@ -148,6 +161,16 @@ def run_daemon(
         id="digest",
         name="daily digest",
         misfire_grace_time=3600,  # a daemon restarted within the hour still sends the morning digest
+        coalesce=True,
+        max_instances=1,
+    )
+
+    scheduler.add_job(
+        daemon.purge_personal_data,
+        CronTrigger(hour=digest_at.hour, minute=digest_at.minute, second=30, timezone=settings.timezone),
+        id="purge",
+        name="daily purge of personal data past retention",
+        misfire_grace_time=3600,
         coalesce=True,
         max_instances=1,
     )

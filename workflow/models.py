@@ -51,6 +51,8 @@ class Project(SQLModel, table=True):
     # The last failure of the deadline sweep on this project (cleared when it is swept again): the digest lists it.
     sweep_error: str | None = Field(default=None, max_length=300)
     sweep_error_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # When the owner's personal data were pseudonymised (RGPD, `esms purge`); None: not purged.
+    purged_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())
     version: int = Field(default=1)

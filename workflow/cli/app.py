@@ -481,6 +481,43 @@ def outbox_retry(
     print(f"{count} message(s) due again")
 
 
+# --- personal data ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be purged; change nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Pseudonymise owners and delete message bodies of projects ended longer ago than their campaign's retention."""
+    from workflow.purge import purge as run_purge
+
+    runtime = _runtime(ctx)
+    done = run_purge(runtime.workflow, dry_run=dry_run)
+    if as_json:
+        print_json(
+            {
+                "dry_run": dry_run,
+                "projects": [
+                    {
+                        "id": p.project,
+                        "campaign": p.campaign,
+                        "state": p.state,
+                        "ended_at": p.ended_at.isoformat(),
+                        "messages": p.messages,
+                    }
+                    for p in done
+                ],
+            }
+        )
+        return
+    for p in done:
+        print(f"project {p.project} ({p.campaign}, {p.state} since {p.ended_at.isoformat()}): {p.messages} message(s)")
+    verb = "would be purged" if dry_run else "purged"
+    print(f"{len(done)} project(s) {verb}")
+
+
 # --- integrity -----------------------------------------------------------------------------------------------
 
 
