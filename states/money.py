@@ -44,7 +44,8 @@ def decimal_places(value: Decimal) -> int:
 
 def to_cents(euros: Decimal) -> int:
     """Convert euros to cents, refusing fractions of a cent and amounts beyond any budget."""
-    if not euros.is_finite() or abs(euros) >= MAX_EUROS:
+    # `adjusted()` reads the exponent without arithmetic: `abs()` of 1e999999999 would overflow the context.
+    if not euros.is_finite() or euros.adjusted() >= MAX_EUROS.adjusted() or abs(euros) >= MAX_EUROS:
         raise ValueError(f"{euros} is out of range (less than {MAX_EUROS} euros)")
     if decimal_places(euros) > 2:  # checked exactly, before any arithmetic that could round or underflow
         raise ValueError(f"{euros} has a fraction of a cent")

@@ -49,3 +49,11 @@ def test_a_percentage_threshold_above_100_or_an_unknown_unit_is_refused(tmp_path
         load_campaign(criterion_file(tmp_path, "min = 500\n"))
     with pytest.raises(MalformedFileError, match="unit"):
         load_campaign(criterion_file(tmp_path, 'min = 5\nunit = "kg"\n'))
+
+
+def test_an_envelope_far_beyond_any_budget_is_bad_input_not_a_crash(tmp_path: Path) -> None:
+    text = (CONFIG_DIR / "campaigns" / "hdf-2021.toml").read_text(encoding="utf-8")
+    path = tmp_path / "hdf-2021.toml"
+    path.write_text(text.replace("envelope = 2000000 ", 'envelope = "1e999999999" '), encoding="utf-8")
+    with pytest.raises(MalformedFileError, match="envelope: 1E.999999999 is out of range"):
+        load_campaign(path)
