@@ -273,7 +273,13 @@ def queue_digest(
             .order_by(col(Tranche.released_at))
         ).all()
     ]
-    if only_with_news and not (undecided or near or released):
+    failing = [
+        {"id": p.id, "name": p.name, "campaign": p.campaign_id, "error": p.sweep_error, "at": p.sweep_error_at}
+        for p in session.exec(
+            select(Project).where(col(Project.sweep_error).is_not(None)).order_by(col(Project.id))
+        )
+    ]
+    if only_with_news and not (undecided or near or released or failing):
         return False
     return enqueue(
         session,
@@ -289,6 +295,7 @@ def queue_digest(
                 "near_deadline": near,
                 "released_yesterday": released,
                 "released_yesterday_total_cents": sum(r["amount_cents"] for r in released),
+                "sweep_errors": failing,
                 # The head of the audit chain, mailed daily: a later truncation shows against the mail archive.
                 "seal": seal(session.connection()).as_dict(),
             },

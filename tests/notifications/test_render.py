@@ -129,6 +129,9 @@ def digest_context(name: str = "Grappe de l'Artois", **changes: Any) -> dict[str
         ],
         "released_yesterday": [{"id": 9, "name": "Grappe de l'Oise", "number": 2, "amount_cents": 23_200_000}],
         "released_yesterday_total_cents": 23_200_000,
+        "sweep_errors": [
+            {"id": 3, "name": "Grappe des Flandres", "campaign": "hdf-2021", "error": "KeyError", "at": None}
+        ],
     }
     return {**context, **changes}
 

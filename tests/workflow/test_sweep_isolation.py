@@ -74,3 +74,26 @@ def test_an_error_without_text_is_reported_by_its_type(
     monkeypatch.setattr(workflow.messages, "render", render)
     report = cli.ok("tick", "--json", now=str(datetime(2021, 4, 1, tzinfo=PARIS) + timedelta(seconds=1))).json()
     assert report["errors"] == [{"project": project, "error": "KeyError"}]
+
+
+def test_the_digest_names_the_projects_the_sweep_could_not_handle(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = int(cli.ok("project", "add", str(write_project(tmp_path, name="Grappe en panne")), now="2021-02-20").out)
+
+    def render(template: str, context: dict[str, object]) -> object:
+        raise ValueError("rendu impossible")
+
+    monkeypatch.setattr(workflow.messages, "render", render)
+    cli.ok("tick", now="2021-04-01T00:00:01+02:00")
+    monkeypatch.undo()
+    cli.env["ESMS_ADMIN_EMAILS"] = "equipe@ars.example"
+    cli.ok("digest", now="2021-04-01T08:00:00+02:00")
+    digests = [m for m in cli.ok("outbox", "list", "--json").json() if m["template"] == "digest"]
+    engine = make_engine(cli.env["ESMS_DATABASE_URL"])
+    with engine.connect() as connection:
+        body = connection.execute(
+            sa.text("SELECT body_text FROM outbox_message WHERE id = :i"), {"i": digests[0]["id"]}
+        ).scalar()
+    engine.dispose()
+    assert f"n° {project} Grappe en panne (hdf-2021) : rendu impossible" in str(body)
