@@ -329,3 +329,34 @@ def test_upgrade_from_0004_links_the_existing_rows_and_verifies(
     execute(database_url, "UPDATE project SET total_cents = total_cents + 1")
     assert verify_fails(cli)[0]["project"] == 1
     engine.dispose()
+
+
+def test_concurrent_writers_keep_one_chain_across_projects(
+    cli: Cli, tmp_path: Path, config_dir: Path, database_url: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: a concurrent one is refused (exit 3), see test_engine")
+
+    from workflow.campaigns import load_campaigns
+    from workflow.clock import SimulatedClock
+    from workflow.engine import Workflow
+
+    cli.env["ESMS_AUDIT_KEY"] = KEY
+    ids = [int(cli.ok("project", "add", str(write_project(tmp_path)), now="2021-03-01").out) for _ in range(6)]
+    campaigns = load_campaigns(config_dir)
+    clock = SimulatedClock(datetime(2021, 3, 20, 9, tzinfo=UTC))
+
+    def submit(project_id: int) -> None:
+        # One engine (one connection pool) per writer, as separate processes would have.
+        engine = make_engine(cli.env["ESMS_DATABASE_URL"])
+        try:
+            Workflow(engine, campaigns, clock, audit_key=KEY).fire(project_id, "submit", {}, "porteur")
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(submit, ids))
+    assert cli.ok("audit", "verify", "--json").json() == {"rows": 12, "ok": True, "problems": []}
+    assert cli.ok("audit", "seal", "--json").json()["rows"] == 12
