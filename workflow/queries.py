@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,12 +17,14 @@ from sqlmodel import Session, col, select
 
 from states import lifecycle
 from states.errors import UnknownProjectError, UnknownStateError
+from states.grappe import Grappe
 from states.guards import Funds
 from workflow import programme
 from workflow.calendars import for_project
 from workflow.campaigns import Campaign, get_campaign
 from workflow.db import translate_errors
-from workflow.models import AuditEntry, Project, Tranche
+from workflow.engine import load_grappe
+from workflow.models import AuditEntry, OutboxMessage, Project, Tranche
 from workflow.programme import COMMITTED_STATES, funds_of
 
 
@@ -68,6 +70,7 @@ class ProjectView:
     next_deadline: NextDeadline | None
     funds: Funds
     documents: tuple[Document, ...]
+    grappe: Grappe
 
     @property
     def in_recovery(self) -> bool:
@@ -100,6 +103,7 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
         ).all()
         funds = funds_of(session, project)
         documents = _documents(session, project_id)
+        grappe = load_grappe(session, project)
     campaign = for_project(get_campaign(campaigns, project.campaign_id), project)
     return ProjectView(
         project=project,
@@ -110,6 +114,7 @@ def project_view(engine: Engine, campaigns: dict[str, Campaign], project_id: int
         next_deadline=next_deadline(project, campaign, now),
         funds=funds,
         documents=documents,
+        grappe=grappe,
     )
 
 
@@ -127,6 +132,26 @@ def _documents(session: Session, project_id: int) -> tuple[Document, ...]:
                 Document(event=event, key=key, value=value, at=at) for key, value in spec.documents(json.loads(params))
             )
     return tuple(documents)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectRow:
+    """A project in a list, with its next deadline."""
+
+    project: Project
+    next_deadline: NextDeadline | None
+
+
+def project_rows(
+    engine: Engine, campaigns: dict[str, Campaign], campaign: str | None, state: str | None, now: datetime
+) -> list[ProjectRow]:
+    """The projects of `list_projects`, each with the deadline its state waits on."""
+    rows = []
+    for project in list_projects(engine, campaign, state):
+        known = campaigns.get(project.campaign_id)
+        deadline = next_deadline(project, for_project(known, project), now) if known else None
+        rows.append(ProjectRow(project=project, next_deadline=deadline))
+    return rows
 
 
 def list_projects(engine: Engine, campaign: str | None, state: str | None) -> list[Project]:
@@ -277,3 +302,58 @@ def funding_report(engine: Engine, campaigns: dict[str, Campaign], campaign_id: 
                 )
             )
     return report
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpcomingDeadline:
+    """A project whose next deadline falls soon: who to chase, by when, and how often they were reminded."""
+
+    project: Project
+    deadline: NextDeadline
+    days_left: int
+    reminders_sent: int
+
+
+def upcoming_deadlines(
+    engine: Engine, campaigns: dict[str, Campaign], now: datetime, days: int, campaign_id: str | None
+) -> list[UpcomingDeadline]:
+    """The projects whose next deadline has not passed and falls within `days` days, soonest first."""
+    query = select(Project).where(col(Project.state).in_(tuple(lifecycle.DEADLINE_BY_STATE)))
+    if campaign_id is not None:
+        query = query.where(col(Project.campaign_id) == campaign_id)
+    found = []
+    with translate_errors(), Session(engine) as session:
+        for project in session.exec(query.order_by(col(Project.id))):
+            campaign = campaigns.get(project.campaign_id)
+            if campaign is None:
+                continue
+            calendar = for_project(campaign, project)
+            deadline = next_deadline(project, calendar, now)
+            if deadline is None or deadline.passed:
+                continue
+            days_left = (date.fromisoformat(deadline.day) - calendar.local_date(now)).days
+            if days_left <= days:
+                found.append((project, deadline, days_left))
+        sent = _reminders_sent(session, [(p.id or 0, d.name) for p, d, _ in found])
+    found.sort(key=lambda item: (item[1].at, item[0].id or 0))
+    return [
+        UpcomingDeadline(project=p, deadline=d, days_left=left, reminders_sent=sent.get((p.id or 0, d.name), 0))
+        for p, d, left in found
+    ]
+
+
+def _reminders_sent(session: Session, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """How many reminders of each (project, deadline) were queued (their keys name the deadline)."""
+    counts: dict[tuple[int, str], int] = {}
+    ids = sorted({project for project, _ in wanted})
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for project_id, key in session.execute(
+            sa.select(col(OutboxMessage.project_id), col(OutboxMessage.idempotency_key)).where(
+                col(OutboxMessage.project_id).in_(chunk), col(OutboxMessage.template) == lifecycle.Template.REMINDER
+            )
+        ).all():
+            # `p<id>:reminder:<deadline>[@<day>]:<days before>`
+            deadline = str(key).split(":")[2].split("@")[0]
+            counts[(int(project_id), deadline)] = counts.get((int(project_id), deadline), 0) + 1
+    return counts

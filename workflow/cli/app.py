@@ -179,17 +179,17 @@ def project_list(
 ) -> None:
     """List projects."""
     from workflow.campaigns import get_campaign
-    from workflow.cli.views import project_row
-    from workflow.queries import list_projects
+    from workflow.cli.views import print_project_rows, project_row
+    from workflow.queries import project_rows
 
     runtime = _runtime(ctx)
     if campaign is not None:
         get_campaign(runtime.campaigns, campaign)
-    rows = [project_row(p) for p in list_projects(runtime.engine, campaign, state)]
+    rows = project_rows(runtime.engine, runtime.campaigns, campaign, state, runtime.clock.now())
     if as_json:
-        print_json(rows)
+        print_json([project_row(row) for row in rows])
     else:
-        print_table(rows, ["id", "campaign", "state", "selection_group", "kind", "total_eur", "name"])
+        print_project_rows(rows, runtime.campaigns)
 
 
 @project_app.command("show")
@@ -243,6 +243,30 @@ def project_amend(
     spec = load_project_file(file)
     change = amend(runtime.workflow, parse_project_id(project_id), spec, reason, actor or default_actor())
     _report(change, as_json)
+
+
+@app.command()
+def deadlines(
+    ctx: typer.Context,
+    days: Annotated[
+        int, typer.Option("--days", min=0, max=3660, help="Échéances des N prochains jours (30 par défaut).")
+    ] = 30,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Seulement cette campagne.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Les porteurs à relancer : projets dont la prochaine échéance tombe dans les N jours, la plus proche d'abord."""
+    from workflow.campaigns import get_campaign
+    from workflow.cli.views import deadline_document, print_deadlines
+    from workflow.queries import upcoming_deadlines
+
+    runtime = _runtime(ctx)
+    if campaign is not None:
+        get_campaign(runtime.campaigns, campaign)
+    rows = upcoming_deadlines(runtime.engine, runtime.campaigns, runtime.clock.now(), days, campaign)
+    if as_json:
+        print_json([deadline_document(row) for row in rows])
+    else:
+        print_deadlines(rows, runtime.campaigns, days)
 
 
 # --- events --------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from notifications.formatting import format_euros_fr
@@ -11,8 +11,8 @@ from states.errors import InvalidArgumentError, UnknownProjectError
 from states.money import format_cents
 from states.text import FIELD_LIMITS, PARAM_LIMIT, has_control_characters
 from workflow.campaigns import Campaign
-from workflow.models import Project
-from workflow.queries import CampaignFunding, HistoryRow, ProjectView
+from workflow.cli.runtime import print_table
+from workflow.queries import CampaignFunding, HistoryRow, NextDeadline, ProjectRow, ProjectView, UpcomingDeadline
 
 if TYPE_CHECKING:
     from workflow.change import Change
@@ -200,8 +200,9 @@ def project_document(view: ProjectView) -> dict[str, Any]:
     }
 
 
-def project_row(project: Project) -> dict[str, Any]:
+def project_row(row: ProjectRow) -> dict[str, Any]:
     """A project as one item of `esms project list --json`."""
+    project = row.project
     return {
         "id": project.id,
         "name": project.name,
@@ -209,8 +210,83 @@ def project_row(project: Project) -> dict[str, Any]:
         "kind": project.kind,
         "state": project.state,
         "selection_group": project.selection_group,
+        "owner": {"name": project.owner_name, "email": project.owner_email},
+        "esms": project.esms_count,
         "total_eur": format_cents(project.total_cents),
+        "next_deadline": deadline_json(row.next_deadline),
     }
+
+
+def deadline_json(deadline: NextDeadline | None) -> dict[str, Any] | None:
+    """A next deadline as JSON: its name, its calendar day, the UTC instant it passes, whether it has."""
+    if deadline is None:
+        return None
+    return {"name": deadline.name, "date": deadline.day, "at": iso(deadline.at), "passed": deadline.passed}
+
+
+def deadline_document(row: UpcomingDeadline) -> dict[str, Any]:
+    """One item of `esms deadlines --json`."""
+    project = row.project
+    return {
+        "id": project.id,
+        "name": project.name,
+        "campaign": project.campaign_id,
+        "state": project.state,
+        "deadline": {"name": row.deadline.name, "date": row.deadline.day, "at": iso(row.deadline.at)},
+        "days_left": row.days_left,
+        "owner": {"name": project.owner_name, "email": project.owner_email},
+        "reminders_sent": row.reminders_sent,
+    }
+
+
+def print_project_rows(rows: list[ProjectRow], campaigns: dict[str, Campaign]) -> None:
+    """Print the project list for people, in French."""
+    table = [
+        {
+            "N°": row.project.id,
+            "Projet": row.project.name,
+            "Campagne": row.project.campaign_id,
+            "État": lifecycle.STATE_LABELS[row.project.state],
+            "Groupe": row.project.selection_group,
+            "ESMS": row.project.esms_count,
+            "Montant": format_euros_fr(row.project.total_cents),
+            "Prochaine échéance": _deadline_text(row.next_deadline),
+        }
+        for row in rows
+    ]
+    print_table(table, ["N°", "Projet", "Campagne", "État", "Groupe", "ESMS", "Montant", "Prochaine échéance"])
+    print(plural(len(rows), "projet", "projets"))
+
+
+def print_deadlines(rows: list[UpcomingDeadline], campaigns: dict[str, Campaign], days: int) -> None:
+    """Print the owners to chase, soonest deadline first, in French."""
+    table = [
+        {
+            "N°": row.project.id,
+            "Projet": row.project.name,
+            "État": lifecycle.STATE_LABELS[row.project.state],
+            "Échéance": _deadline_text(row.deadline),
+            "Jours restants": row.days_left,
+            "Porteur": f"{row.project.owner_name} <{row.project.owner_email}>",
+            "Relances": row.reminders_sent,
+        }
+        for row in rows
+    ]
+    print_table(table, ["N°", "Projet", "État", "Échéance", "Jours restants", "Porteur", "Relances"])
+    print(f"{plural(len(rows), 'projet', 'projets')} avec une échéance dans les {plural(days, 'jour', 'jours')}")
+
+
+def _deadline_text(deadline: NextDeadline | None) -> str | None:
+    if deadline is None:
+        return None
+    label = lifecycle.DEADLINES_BY_KEY[deadline.name].label
+    day = date.fromisoformat(deadline.day).strftime("%d/%m/%Y")
+    return f"{label} : {day}" + (" (dépassée)" if deadline.passed else "")
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """`count` and the word that goes with it, in French (0 and 1 take the singular)."""
+    return f"{count} {one if count <= 1 else many}"
 
 
 def history_document(row: HistoryRow) -> dict[str, Any]:
@@ -281,6 +357,14 @@ def print_project(view: ProjectView) -> None:
             f"  recovery:   due {format_euros_fr(funds.released_cents)}, repaid {format_euros_fr(funds.repaid_cents)}, "
             f"waived {format_euros_fr(funds.waived_cents)}, balance {format_euros_fr(funds.balance_cents)}"
         )
+    print("  organismes et ESMS :")
+    for organisation in view.grappe.organisations:
+        print(
+            f"    {organisation.name} (FINESS {organisation.finess}) : {plural(len(organisation.esms), 'ESMS', 'ESMS')}"
+        )
+        for esms in organisation.esms:
+            small = ", petit ESMS" if esms.small else ""
+            print(f"      {esms.finess}  {esms.name} ({esms.category}{small})")
     if view.documents:
         print("  documents:")
         for document in view.documents:
