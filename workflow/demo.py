@@ -95,7 +95,13 @@ SCRIPT = (
 
 
 def run_demo(
-    database: Path, mail_dir: Path, config_dir: Path, campaigns: dict[str, Campaign], say: Callable[[str], None]
+    database: Path,
+    mail_dir: Path,
+    config_dir: Path,
+    campaigns: dict[str, Campaign],
+    say: Callable[[str], None],
+    *,
+    audit_key: str | None = None,
 ) -> None:
     """Load the sample projects into a fresh SQLite file and run the daemon's passes over the simulated calendar.
 
@@ -116,7 +122,7 @@ def run_demo(
     with engine.begin() as connection:
         connection.exec_driver_sql(f"PRAGMA application_id = {DEMO_MARK}")
     clock = SimulatedClock(_paris("2021-02-15T09:00"))
-    workflow = Workflow(engine, campaigns, clock)
+    workflow = Workflow(engine, campaigns, clock, audit_key=audit_key)
     mail = MailSettings(
         smtp_host=None,
         smtp_port=25,

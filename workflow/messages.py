@@ -275,9 +275,7 @@ def queue_digest(
     ]
     failing = [
         {"id": p.id, "name": p.name, "campaign": p.campaign_id, "error": p.sweep_error, "at": p.sweep_error_at}
-        for p in session.exec(
-            select(Project).where(col(Project.sweep_error).is_not(None)).order_by(col(Project.id))
-        )
+        for p in session.exec(select(Project).where(col(Project.sweep_error).is_not(None)).order_by(col(Project.id)))
     ]
     if only_with_news and not (undecided or near or released or failing):
         return False

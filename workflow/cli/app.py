@@ -95,7 +95,14 @@ def demo(
 
     runtime = _runtime(ctx)
     target = database or runtime.settings.data_dir / "demo.sqlite3"
-    run_demo(target, target.parent / "demo-mail", runtime.settings.config_dir, runtime.campaigns, print)
+    run_demo(
+        target,
+        target.parent / "demo-mail",
+        runtime.settings.config_dir,
+        runtime.campaigns,
+        print,
+        audit_key=runtime.settings.audit_key,
+    )
 
 
 @app.command()
