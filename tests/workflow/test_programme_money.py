@@ -323,8 +323,8 @@ def test_promote_up_to_the_envelope(
         assert f"envelope {ONE_CENT_SHORT} EUR" in line and f"{TOTAL} EUR committed" in line
         assert snapshot(database_url) == before
         # The first project gives up before any money: its place is free again.
-        cli.ok("fire", first, "withdraw", "reason=x", now=SELECTED)
-        assert cli.ok("fire", second, "promote", "--json", now=SELECTED).json()["dest"] == "needs_statement"
+        cli.ok("fire", first, "withdraw", "reason=x", now=AGREED)
+        assert cli.ok("fire", second, "promote", "--json", now=AGREED).json()["dest"] == "needs_statement"
         assert funding(cli, campaign)["remaining_eur"] == "579999.99"
     assert funding(cli, campaign)["waitlisted_eur"] == "0.00"
     assert_check_clean(cli)
@@ -396,11 +396,11 @@ def test_a_project_that_received_money_is_not_forced_back_before_its_selection(
     pid = add(cli, tmp_path)
     to_configuration(cli, pid)
     before = snapshot(database_url)
-    line = refused(cli("force", pid, back_to, "--reason", "nouvelle instruction"))
+    line = refused(cli("force", pid, back_to, "--reason", "nouvelle instruction", now=AGREED))
     assert f"232000.00 EUR were released to project {pid}" in line and "recovery" in line
     assert snapshot(database_url) == before
     # The other side: back to the needs statement, where a lapse or a withdrawal claims the money back.
-    cli.ok("force", pid, "needs_statement", "--reason", "nouvelle expression de besoins")
+    cli.ok("force", pid, "needs_statement", "--reason", "nouvelle expression de besoins", now=AGREED)
     assert cli.ok("fire", pid, "lapse", "--json", now=AFTER_AGREEMENTS).json()["dest"] == "recovery"
     assert_check_clean(cli)
 
@@ -515,7 +515,7 @@ def test_withdrawal_after_the_first_tranche_goes_to_recovery(cli: Cli, tmp_path:
 def test_a_lapse_after_money_goes_to_recovery(cli: Cli, tmp_path: Path) -> None:
     pid = add(cli, tmp_path)
     to_configuration(cli, pid)
-    cli.ok("force", pid, "agreement", "--reason", "convention à resigner")
+    cli.ok("force", pid, "agreement", "--reason", "convention à resigner", now=AGREED)
     assert cli.ok("fire", pid, "lapse", "--json", now=AFTER_AGREEMENTS).json()["dest"] == "recovery"
     assert show(cli, pid)["recovery"]["balance_eur"] == TRANCHE_1
     assert_check_clean(cli)
