@@ -47,12 +47,13 @@ def fold_line(line: str) -> str:
     return folded.decode("utf-8")
 
 
-def deadline_event(uid: str, day: date, summary: str, description: str, stamp: datetime) -> str:
+def deadline_event(uid: str, day: date, summary: str, description: str, stamp: datetime, *, sequence: int = 0) -> str:
     """Return a VCALENDAR holding one all-day event on `day`, with a display reminder one day before.
 
-    `uid` must be globally unique and stable for the same deadline of the same project (so a second reminder
-    updates the event rather than adding one); `stamp` is the timezone-aware instant the file is made, written
-    in UTC. Lines end with CRLF and are folded at 75 octets.
+    `uid` must be globally unique and stable for the same deadline of the same project, and `sequence` grow with
+    each new version of it (RFC 5546): a calendar then updates the one event instead of adding a copy per
+    reminder. `stamp` is the timezone-aware instant the file is made, written in UTC. Lines end with CRLF and are
+    folded at 75 octets.
     """
     if stamp.tzinfo is None or stamp.utcoffset() is None:
         raise ValueError(f"stamp must be timezone-aware, not naive {stamp.isoformat()}")
@@ -66,6 +67,7 @@ def deadline_event(uid: str, day: date, summary: str, description: str, stamp: d
     event = Event()
     event.add("uid", _Text(uid))
     event.add("dtstamp", stamp.astimezone(UTC))
+    event.add("sequence", sequence)
     event.add("dtstart", day)
     event.add("dtend", day + timedelta(days=1))
     event.add("summary", _Text(summary))

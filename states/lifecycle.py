@@ -323,6 +323,20 @@ class Deadline:
     reminded: tuple[State, ...]
     on_pass: EventName | None
     todo: str  # French: what the owner must still do before it
+    #: French: the steps before the deadline, each with the state it is done in, in order; a reminder lists only
+    #: the steps still ahead of the project (from its current state on). Empty: `todo` says it all.
+    steps: tuple[tuple[State, str], ...] = ()
+
+    def todo_from(self, state: str) -> str:
+        """What the owner must still do before the deadline, from `state` on (in French)."""
+        if not self.steps:
+            return self.todo
+        states = [step_state for step_state, _ in self.steps]
+        start = states.index(State(state)) if state in states else 0
+        remaining = [text for _, text in self.steps[start:]]
+        if len(remaining) == 1:
+            return remaining[0]
+        return ", ".join(remaining[:-1]) + " et " + remaining[-1]
 
 
 DEADLINES: Final[tuple[Deadline, ...]] = (
@@ -349,6 +363,11 @@ DEADLINES: Final[tuple[Deadline, ...]] = (
         reminded=(S.NEEDS_STATEMENT, S.VENDOR_CONTRACT, S.AGREEMENT),
         on_pass=E.LAPSE,
         todo="déposer l'expression de besoins, contractualiser avec un éditeur et signer la convention",
+        steps=(
+            (S.NEEDS_STATEMENT, "déposer l'expression de besoins sur la plateforme du RESAH"),
+            (S.VENDOR_CONTRACT, "contractualiser avec un éditeur de DUI"),
+            (S.AGREEMENT, "signer la convention de financement avec l'ARS"),
+        ),
     ),
     Deadline(
         key="completion_deadline",  # a project's own: its agreement day + the campaign's `completion_months`
@@ -357,6 +376,11 @@ DEADLINES: Final[tuple[Deadline, ...]] = (
         reminded=(S.CONFIGURATION, S.ROLLOUT, S.USAGE_EVALUATION),
         on_pass=E.LAPSE,
         todo="achever le paramétrage et le déploiement, puis faire vérifier les critères d'usage",
+        steps=(
+            (S.CONFIGURATION, "achever le paramétrage de la solution"),
+            (S.ROLLOUT, "généraliser le déploiement à tous les ESMS de la grappe"),
+            (S.USAGE_EVALUATION, "faire vérifier les critères d'usage par l'ARS"),
+        ),
     ),
 )
 DEADLINES_BY_KEY: Final[dict[str, Deadline]] = {d.key: d for d in DEADLINES}

@@ -22,7 +22,7 @@ from workflow.calendars import for_project, own_deadlines
 from workflow.campaigns import Campaign
 from workflow.change import Change
 from workflow.db import transaction
-from workflow.models import Project, Tranche
+from workflow.models import OutboxMessage, Project, Tranche
 from workflow.programme import funds_of
 from workflow.schedule import Reminder
 
@@ -188,12 +188,22 @@ def queue_reminder(session: Session, project: Project, campaign: Campaign, remin
         key = f"p{project.id}:reminder:{reminder.deadline.key}@{day.isoformat()}:{reminder.days_before}"
     else:
         key = f"p{project.id}:reminder:{reminder.key}"
+    todo = reminder.deadline.todo_from(project.state)
+    # One calendar event per deadline of a project: every reminder of it (and of its extensions) updates it, with
+    # a SEQUENCE one higher than the last, instead of adding a copy to the owner's calendar.
+    earlier = session.execute(
+        sa.select(sa.func.count()).where(
+            col(OutboxMessage.project_id) == project.id,
+            col(OutboxMessage.idempotency_key).startswith(f"p{project.id}:reminder:{reminder.deadline.key}"),
+        )
+    ).scalar_one()
     calendar = deadline_event(
-        uid=f"{key}@esms-numerique",
+        uid=f"p{project.id}-{reminder.deadline.key}@esms-numerique",
         day=day,
         summary=f"ESMS numérique — {deadline['label']} ({project.name})",
-        description=f"{reminder.deadline.todo.capitalize()} avant le {day.isoformat()} inclus.",
+        description=f"{todo[:1].upper()}{todo[1:]} avant le {day.strftime('%d/%m/%Y')} inclus.",
         stamp=now,
+        sequence=int(earlier),
     )
     return enqueue(
         session,
@@ -207,7 +217,7 @@ def queue_reminder(session: Session, project: Project, campaign: Campaign, remin
                 **project_context(project, campaign),
                 "deadline": deadline,
                 "days_left": max(days_left, 0),
-                "todo": reminder.deadline.todo,
+                "todo": todo,
             },
         ),
         now=now,
