@@ -30,6 +30,7 @@ from states.grappe import DEPARTEMENT_PATTERN, SERVICES_SOCLES
 from states.guards import CriterionUnit
 from states.lifecycle import TRANCHE_MILESTONES
 from states.money import decimal_places, parse_euros
+from states.text import EMAIL_ADDRESS, FIELD_LIMITS
 from workflow.tomlfile import (
     StrictModel,
     amount,
@@ -97,6 +98,15 @@ class UsageCriterion:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Contact:
+    """The ARS's contact for a campaign's owners."""
+
+    name: str
+    email: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Campaign:
     """One call for projects, as read from its file."""
 
@@ -115,6 +125,8 @@ class Campaign:
     completion_months: int | None = None  # the completion deadline: agreement signature + this many months
     promotion_grace_days: int = 0  # a promoted project's agreement deadline: at least promotion day + this
     retention_months: int | None = None  # personal data are purged this long after a project ends (None: kept)
+    contact: Contact | None = None  # who owners write to at the ARS (Reply-To and the messages' closing lines)
+    admin_emails: tuple[str, ...] = ()  # the programme team of this campaign: its daily digest goes there
 
     def deadline_end(self, key: str) -> datetime | None:
         """Return the first instant (UTC) after the deadline `key`, or None when the campaign sets none.
@@ -204,6 +216,12 @@ def load_campaign(path: Path) -> Campaign:
         completion_months=file.calendar.completion_months,
         promotion_grace_days=file.calendar.promotion_grace_days,
         retention_months=file.retention.months_after_end if file.retention else None,
+        contact=(
+            Contact(name=file.contact.name, email=file.contact.email, phone=file.contact.phone)
+            if file.contact
+            else None
+        ),
+        admin_emails=tuple(file.admin_emails),
         reminder_days=tuple(sorted(reminders.days_before, reverse=True)),
         reminder_time=DEFAULT_REMINDER_TIME if reminders.send_at is None else reminders.send_at,
         usage_criteria=tuple(
@@ -341,6 +359,23 @@ def _departement(value: object) -> str:
     return code
 
 
+def _campaign_email(value: object) -> str:
+    address = read_text(value, FIELD_LIMITS["owner_email"])
+    # Plain addresses only: no display name, no comment, nothing a mail header could be smuggled through.
+    if not EMAIL_ADDRESS.fullmatch(address):
+        raise problem(f"{address!r} is not an e-mail address")
+    return address
+
+
+CampaignEmail = Annotated[str, PlainValidator(_campaign_email)]
+
+
+class _ContactFile(StrictModel):
+    name: Annotated[str, text(FIELD_LIMITS["name"])]
+    email: CampaignEmail
+    phone: Annotated[str | None, text(32)] = None
+
+
 class _RetentionFile(StrictModel):
     months_after_end: Annotated[int, integer(1, 1200)]
 
@@ -391,6 +426,8 @@ class _CampaignFile(StrictModel):
     eligibility: _EligibilityFile
     reminders: _RemindersFile | None = None
     retention: _RetentionFile | None = None
+    contact: _ContactFile | None = None
+    admin_emails: Annotated[list[CampaignEmail], BeforeValidator(array)] = Field(default_factory=list)
     usage_criteria: Annotated[list[_CriterionFile], BeforeValidator(tables)] = Field(default_factory=list)
 
     @field_validator("id")

@@ -92,8 +92,8 @@ class Daemon:
                 if not self.has_lease():
                     return
                 recipients = list(self.settings.mail.admin_emails)
-                if not recipients:
-                    log.info("no ESMS_ADMIN_EMAILS: daily digest not sent")
+                if not recipients and not any(c.admin_emails for c in self.workflow.campaigns.values()):
+                    log.info("no ESMS_ADMIN_EMAILS nor campaign admin_emails: daily digest not sent")
                     return
                 day, queued = queue_todays_digest(
                     self.workflow.engine,

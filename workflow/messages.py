@@ -43,7 +43,16 @@ def project_context(project: Project, campaign: Campaign, state: str | None = No
             "state_label": lifecycle.STATE_LABELS[state],
             "owner_name": project.owner_name,
         },
-        "campaign": {"id": campaign.id, "name": campaign.name, "region": campaign.region},
+        "campaign": {
+            "id": campaign.id,
+            "name": campaign.name,
+            "region": campaign.region,
+            "contact": (
+                {"name": campaign.contact.name, "email": campaign.contact.email, "phone": campaign.contact.phone}
+                if campaign.contact
+                else None
+            ),
+        },
     }
 
 
@@ -236,10 +245,12 @@ def queue_digest(
     zone: ZoneInfo,
     *,
     only_with_news: bool = False,
+    scope: str | None = None,
 ) -> bool:
-    """Queue the programme team's digest for `day` (once per day); True if queued.
+    """Queue the programme team's digest of `campaigns` for `day` (once per day and scope); True if queued.
 
-    `only_with_news` skips a digest with nothing in it (the demo; the daemon always sends it).
+    `scope` is the one campaign a campaign's own team gets the digest of (None: every campaign, for
+    ESMS_ADMIN_EMAILS). `only_with_news` skips a digest with nothing in it (the demo; the daemon always sends it).
     """
     undecided = []
     near = []
@@ -279,7 +290,11 @@ def queue_digest(
         for tranche, project in session.execute(
             sa.select(Tranche, Project)
             .join(Project, col(Project.id) == col(Tranche.project_id))
-            .where(col(Tranche.released_at) >= start, col(Tranche.released_at) < end_of_yesterday)
+            .where(
+                col(Tranche.released_at) >= start,
+                col(Tranche.released_at) < end_of_yesterday,
+                col(Project.campaign_id).in_(sorted(campaigns)),
+            )
             .order_by(col(Tranche.released_at))
         ).all()
     ]
@@ -291,7 +306,7 @@ def queue_digest(
         return False
     return enqueue(
         session,
-        key=f"digest:{day.isoformat()}",
+        key=f"digest:{day.isoformat()}" + (f":{scope}" if scope else ""),
         project_id=None,
         template=lifecycle.Template.DIGEST,
         recipients=recipients,
@@ -299,6 +314,7 @@ def queue_digest(
             lifecycle.Template.DIGEST,
             {
                 "day": day,
+                "campaigns": [{"id": c.id, "name": c.name, "region": c.region} for _, c in sorted(campaigns.items())],
                 "undecided": undecided,
                 "near_deadline": near,
                 "released_yesterday": released,
@@ -321,10 +337,26 @@ def queue_todays_digest(
     *,
     only_with_news: bool = False,
 ) -> tuple[date, bool]:
-    """Queue the digest of the day `now` falls on in `zone`, in its own transaction; return (day, queued).
+    """Queue the digests of the day `now` falls on in `zone`, in one transaction; return (day, any queued).
 
-    The one entry point of `esms digest`, the daemon's morning job and the demo.
+    `recipients` (ESMS_ADMIN_EMAILS) get one digest of every campaign; each campaign's `admin_emails` get one of
+    that campaign alone. The one entry point of `esms digest`, the daemon's morning job and the demo.
     """
     day = now.astimezone(zone).date()
+    queued = False
     with transaction(engine) as session:
-        return day, queue_digest(session, campaigns, recipients, day, now, zone, only_with_news=only_with_news)
+        if recipients:
+            queued |= queue_digest(session, campaigns, recipients, day, now, zone, only_with_news=only_with_news)
+        for campaign_id, campaign in sorted(campaigns.items()):
+            if campaign.admin_emails:
+                queued |= queue_digest(
+                    session,
+                    {campaign_id: campaign},
+                    list(campaign.admin_emails),
+                    day,
+                    now,
+                    zone,
+                    only_with_news=only_with_news,
+                    scope=campaign_id,
+                )
+    return day, queued

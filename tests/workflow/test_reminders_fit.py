@@ -59,3 +59,48 @@ def test_every_reminder_of_a_deadline_updates_one_calendar_event(cli: Cli, tmp_p
     assert (first[2], second[2]) == ("0", "1")
     assert "déposer l'expression de besoins" in first[0]
     assert "déposer l'expression de besoins" not in second[0] and "signer la convention" in second[0]
+
+
+def with_contact_and_team(config_dir: Path) -> None:
+    path = config_dir / "campaigns" / "hdf-2021.toml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        'timezone = "Europe/Paris"\n', 'timezone = "Europe/Paris"\nadmin_emails = ["equipe@ars-hdf.example"]\n', 1
+    )
+    text += '\n[contact]\nname = "Mission ESMS numérique"\nemail = "esms@ars-hdf.example"\nphone = "03 62 72 77 00"\n'
+    path.write_text(text, encoding="utf-8")
+
+
+def bodies(cli: Cli, template: str) -> list[tuple[str, str]]:
+    engine = make_engine(cli.env["ESMS_DATABASE_URL"])
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT recipients, body_text FROM outbox_message WHERE template = :t ORDER BY id"), {"t": template}
+        ).all()
+    engine.dispose()
+    return [(str(r), str(b)) for r, b in rows]
+
+
+def test_owner_messages_close_with_the_campaign_contact(cli: Cli, tmp_path: Path, config_dir: Path) -> None:
+    with_contact_and_team(config_dir)
+    project = cli.ok("project", "add", str(write_project(tmp_path)), now="2021-02-20").out.strip()
+    cli.ok("fire", project, "submit", now="2021-03-01")
+    [(_, body)] = bodies(cli, "submission_received")
+    assert "Votre contact à l'ARS : Mission ESMS numérique, esms@ars-hdf.example, 03 62 72 77 00" in body
+
+
+def test_a_campaign_team_gets_the_digest_of_its_campaign_and_the_admins_get_every_campaign(
+    cli: Cli, tmp_path: Path, config_dir: Path
+) -> None:
+    with_contact_and_team(config_dir)
+    cli.ok("project", "add", str(write_project(tmp_path)), now="2021-02-20")
+    cli.env["ESMS_ADMIN_EMAILS"] = "programme@cnsa.example"
+    cli.ok("digest", now="2021-03-20T08:00")
+    digests = bodies(cli, "digest")
+    assert [json.loads(r) for r, _ in digests] == [["programme@cnsa.example"], ["equipe@ars-hdf.example"]]
+    everything, own = digests[0][1], digests[1][1]
+    assert "amorçage Hauts-de-France (Hauts-de-France)" in everything and "Auvergne-Rhône-Alpes" in everything
+    assert "amorçage Hauts-de-France (Hauts-de-France)" in own and "Auvergne-Rhône-Alpes" not in own
+    del cli.env["ESMS_ADMIN_EMAILS"]
+    cli.ok("digest", now="2021-03-21T08:00")  # the campaign's team alone is enough
+    assert len(bodies(cli, "digest")) == 3

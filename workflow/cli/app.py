@@ -375,6 +375,64 @@ def funding(
         print_funding(report)
 
 
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="projects, tranches, esms, history ou outbox.")],
+    file_format: Annotated[str | None, typer.Option("--format", help="xlsx (par défaut), ods ou csv.")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Seulement cette campagne.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            help="Le fichier à écrire (par défaut : KIND-<campagne ou toutes>-<AAAA-MM-JJ>.<format> dans le dossier "
+            "courant) ; « - » écrit du CSV sur la sortie standard.",
+        ),
+    ] = None,
+) -> None:
+    """Exporter les projets, tranches, ESMS, l'historique ou les courriels dans un tableur (XLSX, ODS ou CSV)."""
+    import sys
+
+    from states.errors import InvalidArgumentError
+    from workflow.exports import (
+        Format,
+        Source,
+        check_writable,
+        default_file_name,
+        parse_format,
+        parse_kind,
+        sheet,
+        write_file,
+        write_stream,
+    )
+
+    runtime = _runtime(ctx)
+    chosen_kind = parse_kind(kind)
+    chosen_format = parse_format(file_format) if file_format is not None else None
+    to_stdout = output == "-"
+    if to_stdout and chosen_format not in (None, Format.CSV):
+        raise InvalidArgumentError("export : --output - n'écrit sur la sortie standard que du CSV (--format csv)")
+    final_format = chosen_format or (Format.CSV if to_stdout else Format.XLSX)
+    now = runtime.clock.now()
+    path = None
+    if not to_stdout:
+        today = now.astimezone(runtime.settings.timezone).date()
+        path = Path(output) if output else Path(default_file_name(chosen_kind, campaign, today, final_format))
+        check_writable(path)  # before reading anything
+    source = Source(engine=runtime.engine, campaigns=runtime.campaigns, now=now, timezone=runtime.settings.timezone)
+    rows = sheet(source, chosen_kind, campaign)
+    if path is None:
+        sys.stdout.flush()
+        count = write_stream(sys.stdout.buffer, final_format, rows)
+        sys.stdout.buffer.flush()
+        where = "sur la sortie standard"
+    else:
+        count = write_file(path, final_format, rows)
+        where = f"dans {path}"
+    written = "ligne écrite" if count < 2 else "lignes écrites"
+    print(f"Export « {chosen_kind} » : {count} {written} {where}", file=sys.stderr if path is None else sys.stdout)
+
+
 # --- time: sweep, daemon, digest -----------------------------------------------------------------------------
 
 
@@ -448,8 +506,8 @@ def digest(ctx: typer.Context) -> None:
 
     runtime = _runtime(ctx)
     recipients = list(runtime.settings.mail.admin_emails)
-    if not recipients:
-        raise InvalidArgumentError("digest: set ESMS_ADMIN_EMAILS (comma-separated) first")
+    if not recipients and not any(c.admin_emails for c in runtime.campaigns.values()):
+        raise InvalidArgumentError("digest: set ESMS_ADMIN_EMAILS (comma-separated) or a campaign's admin_emails first")
     day, queued = queue_todays_digest(
         runtime.engine, runtime.campaigns, recipients, runtime.clock.now(), runtime.settings.timezone
     )
