@@ -13,6 +13,7 @@ the body.
 from __future__ import annotations
 
 import functools
+import textwrap
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -142,6 +143,37 @@ def render(template: str, context: Mapping[str, Any]) -> Rendered:
         raise ValueError(f"the context key {SUBJECT_KEY!r} is reserved: the subject comes from {template}.txt")
     subject_template, body_template = _text_templates(template)
     subject = one_line(subject_template.render(context))
-    text = body_template.render(context)
+    text = wrap_text(body_template.render(context))
     html = _environment().get_template(f"{template}.html").render({**context, SUBJECT_KEY: subject})
     return Rendered(subject=subject, text=text, html=html)
+
+
+#: The width of a text part's lines: read comfortably in any mail client, quoted once without reflowing.
+TEXT_WIDTH: Final = 72
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    """Wrap each line longer than `width` at spaces, never inside a word or a URL (a longer one keeps its line).
+
+    A list item (`- …`) or an indented line continues under its own text.
+    """
+    lines = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        stripped = line.lstrip(" ")
+        indent = line[: len(line) - len(stripped)]
+        hanging = indent + ("  " if stripped.startswith("- ") else "")
+        lines.extend(
+            textwrap.wrap(
+                line,
+                width=width,
+                initial_indent="",
+                subsequent_indent=hanging,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [line]
+        )
+    return "\n".join(lines)

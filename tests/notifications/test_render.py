@@ -371,7 +371,19 @@ def test_every_message_renders_a_subject_a_text_and_an_html_document(template: s
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_text_lines_stay_readable_in_a_mail_client(template: str) -> None:
     rendered = render(template, context_for(template))
-    assert [line for line in rendered.text.splitlines() if len(line) > 78] == []
+    # 72 columns; only a line that is one unbreakable word (a URL, a hash) may be longer.
+    assert [line for line in rendered.text.splitlines() if len(line) > 72 and " " in line.strip()] == []
+
+
+def test_text_is_wrapped_at_72_columns_without_breaking_words_or_urls() -> None:
+    from notifications.render import wrap_text
+
+    url = "https://demarches.example/" + "x" * 80
+    text = wrap_text("- " + "mot " * 30 + url + " fin")
+    lines = text.splitlines()
+    assert all(len(line) <= 72 for line in lines if line.strip() != url)
+    assert "  " + url in lines and all(line.startswith("  ") for line in lines[1:])
+    assert " ".join(text.split()) == " ".join(("- " + "mot " * 30 + url + " fin").split())
 
 
 def test_submission_received_summarises_the_project() -> None:
