@@ -18,6 +18,7 @@ from notifications.formatting import MONTHS_FR, date_fr, euros, percent
 from notifications.ics import deadline_event, escape_text, fold_line
 from notifications.render import TEMPLATES, TEMPLATES_DIR, Rendered, one_line, render
 
+REPO = Path(__file__).resolve().parents[2]
 NNBSP = "\u202f"
 NBSP = "\u00a0"
 AMOUNT = f"232{NNBSP}000,00{NBSP}€"
@@ -604,3 +605,15 @@ def test_unknown_template_is_refused(name: str) -> None:
 def test_the_subject_key_is_reserved() -> None:
     with pytest.raises(ValueError, match="reserved"):
         render("digest", {**digest_context(), "subject": "x"})
+
+
+def test_docs_messages_shows_every_message_as_rendered_now() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("messages_doc", REPO / "scripts" / "messages_doc.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert {template for _, template, _ in module.SAMPLES} == set(TEMPLATES)
+    written = (REPO / "docs" / "messages.md").read_text(encoding="utf-8")
+    assert written == module.document(), "run: python scripts/messages_doc.py"
