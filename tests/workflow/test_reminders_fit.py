@@ -67,6 +67,7 @@ def with_contact_and_team(config_dir: Path) -> None:
     text = text.replace(
         'timezone = "Europe/Paris"\n', 'timezone = "Europe/Paris"\nadmin_emails = ["equipe@ars-hdf.example"]\n', 1
     )
+    text = text[: text.index("\n[contact]")]  # the shipped contact, replaced by one with a phone number
     text += '\n[contact]\nname = "Mission ESMS numérique"\nemail = "esms@ars-hdf.example"\nphone = "03 62 72 77 00"\n'
     path.write_text(text, encoding="utf-8")
 
