@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import BeforeValidator, Field, PlainValidator, ValidationError, field_validator, model_validator
 
+from notifications.addresses import AddressError, mail_address
 from states.grappe import PROJECT_KINDS, SERVICES_SOCLES, EsmsRecord, Grappe, OrganisationRecord, finess_problem
 from states.text import FIELD_LIMITS
 from workflow.tomlfile import (
@@ -24,8 +24,6 @@ from workflow.tomlfile import (
     text,
 )
 
-# Deliberately plain: one @, no spaces or control characters (which could inject mail headers).
-EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f<>,;\"]+@[^@\s\x00-\x1f\x7f<>,;\"]+\.[A-Za-z]{2,}")
 MAX_ORGANISATIONS = 1_000
 MAX_ESMS = 10_000
 #: The INS is mandatory for everyone: a file may list it, though it never counts as an optional socle.
@@ -89,10 +87,12 @@ def _email(value: object) -> str:
     if not isinstance(value, str):
         raise problem("must be a string")
     email = value.strip()
-    # The pattern itself refuses spaces and control characters: a header cannot be smuggled in.
-    if len(email) > FIELD_LIMITS["owner_email"] or not EMAIL_PATTERN.fullmatch(email):
-        raise problem(f"{email!r} is not an e-mail address")
-    return email
+    # email-validator: a plain addr-spec, no comment, group, display name, control or format character; stored
+    # normalised, since what is stored is exactly what the relay puts in RCPT TO and To.
+    try:
+        return mail_address(email)
+    except AddressError as error:
+        raise problem(f"{email!r} is not an e-mail address ({error})") from None
 
 
 Finess = Annotated[str, PlainValidator(_finess)]

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from notifications.addresses import AddressError, mail_address, mailbox
 from notifications.settings import TLS_MODES, MailSettings
 from states.errors import InvalidArgumentError
 from workflow.tomlfile import StrictModel, load_toml, malformed, problem
@@ -182,6 +183,40 @@ def _seconds(minimum: float, maximum: float | None = None) -> PlainValidator:
     return PlainValidator(lambda value, info: _number(value, info, minimum, maximum))
 
 
+def _port(value: str, info: ValidationInfo) -> int:
+    number = _number(value, info, 1)
+    if not number.is_integer() or not 1 <= number <= 65_535:
+        raise problem(f"{_variable(info)}: {value!r} is not a TCP port (1 to 65535)")
+    return int(number)
+
+
+def _host(value: str, info: ValidationInfo) -> str:
+    host = value.strip()
+    if not host or any(char.isspace() or not char.isprintable() for char in host):
+        raise problem(f"{_variable(info)}: {value!r} is not a host name")
+    return host
+
+
+def _addresses(value: str, info: ValidationInfo) -> str:
+    """Comma-separated addresses, each checked and normalised (what is stored is what mail is sent to)."""
+    normalised = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            normalised.append(mail_address(part.strip()))
+        except AddressError as error:
+            raise problem(f"{_variable(info)}: {part.strip()!r} is not an e-mail address ({error})") from None
+    return ",".join(normalised)
+
+
+def _sender(value: str, info: ValidationInfo) -> str:
+    try:
+        return mailbox(value)
+    except AddressError as error:
+        raise problem(f"{_variable(info)}: {value!r} is not a sender such as Name <address> ({error})") from None
+
+
 def _count() -> PlainValidator:
     return PlainValidator(lambda value, info: int(_number(value, info, 1)))
 
@@ -195,15 +230,15 @@ class _Values(BaseSettings):
     config_dir: str | None = None
     data_dir: str | None = None
     timezone: Annotated[str, PlainValidator(_zone_name)] = "Europe/Paris"
-    smtp_host: str | None = None
+    smtp_host: Annotated[str | None, PlainValidator(_host)] = None
     smtp_tls: Annotated[str, PlainValidator(_tls_mode)] = "none"
-    smtp_port: Annotated[int | None, _count()] = None  # then by TLS mode: DEFAULT_PORTS
+    smtp_port: Annotated[int | None, PlainValidator(_port)] = None  # then by TLS mode: DEFAULT_PORTS
     smtp_username: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)  # a secret: kept out of repr, logs and messages
     smtp_timeout: Annotated[float, _seconds(0.1)] = 30.0
-    mail_from: str = "ESMS numérique <no-reply@esms-numerique.invalid>"
+    mail_from: Annotated[str, PlainValidator(_sender)] = "ESMS numérique <no-reply@esms-numerique.invalid>"
     mail_dir: str | None = None
-    admin_emails: str | None = None  # comma-separated
+    admin_emails: Annotated[str | None, PlainValidator(_addresses)] = None  # comma-separated
     mail_max_attempts: Annotated[int, _count()] = 48
     sweep_interval: Annotated[float, _seconds(SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)] = 60.0
     digest_time: Annotated[time, PlainValidator(_time_of_day)] = time(8, 0)
