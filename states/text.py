@@ -41,3 +41,8 @@ EMAIL_ADDRESS: Final = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})+")
 def has_control_characters(text: str) -> bool:
     """Tell whether `text` holds a control, format or separator character (NUL, line breaks, RTL overrides…)."""
     return any(unicodedata.category(c) in REFUSED_CATEGORIES for c in text)
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """`count` and the word that goes with it, in French (0 and 1 take the singular)."""
+    return f"{count} {one if count <= 1 else many}"

@@ -22,8 +22,11 @@ from sqlmodel import Session, select
 
 from notifications.formatting import format_euros_fr
 from notifications.relay import deliver_due
+from notifications.render import KIND_LABELS
 from notifications.settings import MailSettings
 from states.errors import InvalidArgumentError, RuleRefusedError
+from states.lifecycle import DEADLINES_BY_KEY, STATE_LABELS
+from states.text import plural
 from workflow.amendments import amend
 from workflow.campaigns import Campaign
 from workflow.clock import SimulatedClock
@@ -135,8 +138,8 @@ def run_demo(
         admin_emails=("equipe-esms@ars-hdf.example",),
         max_attempts=48,
     )
-    say(f"Demo database: {database}")
-    say(f"Mail (.eml files): {mail_dir}")
+    say(f"Base de démonstration : {database}")
+    say(f"Courriels (fichiers .eml) : {mail_dir}")
     ids: dict[str, int] = {}
     names: dict[int, str] = {}
     specs: dict[str, ProjectSpec] = {}
@@ -146,23 +149,29 @@ def run_demo(
         names[ids[sample]] = spec.name
         total = spec.grappe.funding_total_cents(campaigns[spec.campaign].funding)
         say(
-            f"2021-02-15 09:00  registered #{ids[sample]} {spec.name} ({spec.campaign}, {spec.grappe.kind}, "
-            f"{spec.grappe.esms_count} ESMS): {format_euros_fr(total)}"
+            f"15/02/2021 09:00  enregistré n° {ids[sample]} {spec.name} ({spec.campaign}, "
+            f"{KIND_LABELS[spec.grappe.kind]}, {spec.grappe.esms_count} ESMS) : {format_euros_fr(total)}"
         )
     counts = {"transitions": 0, "tranches": 0, "messages": 0, "refusals": 0, "digests": 0}
 
     def stamp() -> str:
-        return clock.now().astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
+        return clock.now().astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
 
     def run_pass() -> None:
         report = sweep(workflow)
         for t in report.transitions:
             counts["transitions"] += 1
-            say(f"{stamp()}  #{t.project} {names[t.project]}: {t.source} → {t.dest} (scheduler: {t.deadline} passed)")
+            say(
+                f"{stamp()}  n° {t.project} {names[t.project]} : {STATE_LABELS[t.source]} → {STATE_LABELS[t.dest]} "
+                f"(balayage : {DEADLINES_BY_KEY[t.deadline].label} dépassée)"
+            )
         for r in report.reminders:
-            say(f"{stamp()}  #{r.project} {names[r.project]}: reminder queued, {r.deadline} in {r.days_before} day(s)")
+            say(
+                f"{stamp()}  n° {r.project} {names[r.project]} : rappel envoyé, {DEADLINES_BY_KEY[r.deadline].label} "
+                f"dans {plural(r.days_before, 'jour', 'jours')}"
+            )
         for f in report.flagged:
-            say(f"{stamp()}  #{f.project} {names[f.project]}: undecided after {f.deadline}, flagged")
+            say(f"{stamp()}  n° {f.project} {names[f.project]} : sans décision après la date limite, signalé")
         _deliver(engine, clock, mail, say, stamp, counts)
 
     steps = sorted(SCRIPT, key=lambda step: step.at)
@@ -180,16 +189,17 @@ def run_demo(
         day += timedelta(days=1)
     say("")
     say(
-        f"{counts['transitions']} transitions, {counts['tranches']} tranches released, {counts['refusals']} refusals, "
-        f"{counts['messages']} e-mails written to {mail_dir} (of which {counts['digests']} daily digests to "
-        f"{', '.join(mail.admin_emails)})"
+        f"{counts['transitions']} changements d'état, "
+        f"{plural(counts['tranches'], 'tranche versée', 'tranches versées')}, "
+        f"{plural(counts['refusals'], 'refus', 'refus')}, {counts['messages']} courriels écrits dans {mail_dir} "
+        f"(dont {counts['digests']} points quotidiens à {', '.join(mail.admin_emails)})"
     )
     for funding in funding_report(engine, campaigns, None):
         released = ", ".join(f"T{t.number} {format_euros_fr(t.amount_cents)}" for t in funding.released)
         say(
-            f"{funding.campaign.id}: envelope {format_euros_fr(funding.campaign.envelope_cents)}, committed "
-            f"{format_euros_fr(funding.committed_cents)}, released {released}, "
-            f"remaining {format_euros_fr(funding.remaining_cents)}"
+            f"{funding.campaign.id} : enveloppe {format_euros_fr(funding.campaign.envelope_cents)}, engagé "
+            f"{format_euros_fr(funding.committed_cents)}, versé {released}, "
+            f"disponible {format_euros_fr(funding.remaining_cents)}"
         )
     engine.dispose()
 
@@ -207,7 +217,7 @@ def _play(
 ) -> None:
     clock.set(_paris(step.at))
     project_id = ids[step.project]
-    label = f"#{project_id} {names[project_id]}"
+    label = f"n° {project_id} {names[project_id]}"
     try:
         if step.event == "force":
             change = workflow.force(project_id, step.params["state"], step.params["reason"], OFFICER)
@@ -221,25 +231,26 @@ def _play(
             change = workflow.fire(project_id, step.event, step.params, actor="demo")
     except RuleRefusedError as refused:
         counts["refusals"] += 1
-        say(f"{stamp()}  {label}: REFUSED — {refused}")
+        say(f"{stamp()}  {label} : REFUSÉ — {refused}")
         return
     counts["transitions"] += 1
-    line = f"{stamp()}  {label}: {change.source} → {change.dest} ({step.event})"
+    source = STATE_LABELS.get(change.source or "", change.source or "")
+    line = f"{stamp()}  {label} : {source} → {STATE_LABELS[change.dest]} ({step.event})"
     for tranche in change.released:
         counts["tranches"] += 1
-        line += f"; tranche {tranche.number} released: {format_euros_fr(tranche.amount_cents)}"
+        line += f" ; tranche {tranche.number} versée : {format_euros_fr(tranche.amount_cents)}"
     if change.approved_by:
-        line += f" on the word of {change.actor} and {change.approved_by}"
+        line += f" sur la parole de {change.actor} et de {change.approved_by}"
     for number in change.pending_milestones:
-        line += f"; tranche {number} reached, not released (a forced move moves no money)"
+        line += f" ; tranche {number} atteinte, non versée (un changement forcé ne verse rien)"
     if change.deadline_set and change.event == "extend":
         extension = change.deadline_set
-        previous = extension.previous.isoformat() if extension.previous else "none"
-        line += f"; {extension.key} {previous} → {extension.day.isoformat()}"
+        previous = extension.previous.strftime("%d/%m/%Y") if extension.previous else "aucune"
+        line += f" ; {DEADLINES_BY_KEY[extension.key].label} : {previous} → {extension.day.strftime('%d/%m/%Y')}"
     if change.event == "amend":
-        line += f"; {change.reason}"
+        line += f" ; {change.reason}"
     if change.amounts:
-        line += f"; {format_euros_fr(sum(change.amounts.values()))} recorded"
+        line += f" ; {format_euros_fr(sum(change.amounts.values()))} enregistrés"
     say(line)
 
 
@@ -267,7 +278,7 @@ def _deliver(
             if row.template == "digest":
                 counts["digests"] += 1  # one a day with news: counted, not listed
                 continue
-            say(f"{stamp()}      mail to {', '.join(json.loads(row.recipients))}: {row.subject}")
+            say(f"{stamp()}      courriel à {', '.join(json.loads(row.recipients))} : {row.subject}")
 
 
 def _without_first_esms(spec: ProjectSpec, count: int) -> ProjectSpec:

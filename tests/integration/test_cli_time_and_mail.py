@@ -69,4 +69,4 @@ def test_outbox_list_retry_and_statuses(cli: Cli, tmp_path: Path) -> None:
     assert cli("outbox", "retry", "999").code == 2
     cli.ok("outbox", "send", now="2021-03-10")
     assert [m["status"] for m in cli.ok("outbox", "list", "--json").json()] == ["sent"]
-    assert "0 message(s) due again" in cli.ok("outbox", "retry", "--dead").out
+    assert "0 message à renvoyer" in cli.ok("outbox", "retry", "--dead").out

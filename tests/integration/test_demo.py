@@ -17,15 +17,17 @@ pytestmark = pytest.mark.slow
 def test_demo_walks_the_sample_projects_and_reports_the_money(cli: Cli, tmp_path: Path) -> None:
     result = cli.ok("demo", "--database", str(tmp_path / "demo.sqlite3"))
     lines = result.out.splitlines()
-    assert any("registered #1 Grappe du Hainaut" in line and "580\u202f000,00\u00a0€" in line for line in lines)
-    assert any("usage_evaluation → completed" in line and "tranche 3" in line for line in lines)
-    assert any("agreement → lapsed (scheduler: agreement_deadline passed)" in line for line in lines)
-    assert any("REFUSED" in line and "project is in lapsed" in line for line in lines)
-    assert any("reminder queued, agreement_deadline in 7 day(s)" in line for line in lines)
+    assert any("enregistré n° 1 Grappe du Hainaut" in line and "580\u202f000,00\u00a0€" in line for line in lines)
+    assert any("évaluation des critères d'usage → terminé" in line and "tranche 3" in line for line in lines)
+    assert any(
+        "convention → caduc (balayage : date limite de signature de la convention dépassée)" in line for line in lines
+    )
+    assert any("REFUSÉ" in line and "project is in lapsed" in line for line in lines)
+    assert any("rappel envoyé, date limite de signature de la convention dans 7 jours" in line for line in lines)
     assert (tmp_path / "demo.sqlite3").is_file()
     mails = sorted((tmp_path / "demo-mail").glob("*.eml"))
-    summary = next(line for line in lines if "e-mails written to" in line)
-    assert f"{len(mails)} e-mails written" in summary
+    summary = next(line for line in lines if "courriels écrits dans" in line)
+    assert f"{len(mails)} courriels écrits" in summary
 
 
 def test_demo_leaves_alone_a_database_it_did_not_create(cli: Cli, tmp_path: Path) -> None:

@@ -1064,7 +1064,7 @@ def test_now_is_bad_input_unless_it_parses(seeded: Seeded, data: st.DataObject) 
     result = seeded.cli(*argv)
     if command[0] == "project":  # read-only: it works at any instant
         assert (result.code, result.err) == (0, ""), result.err
-        assert result.out.startswith("project 1: ")
+        assert result.out.startswith("projet 1 : ")
     else:  # select is not allowed in application, whatever the instant
         assert result.code == 1, result.err
         assert result.out == "" and result.err.startswith("esms: ") and len(result.err.splitlines()) == 1

@@ -657,7 +657,7 @@ def test_the_smtp_password_is_never_printed(cli: Cli, tmp_path: Path, server_kin
         assert result.code == 0, result.err
         assert SECRET not in result.out
         assert SECRET not in result.err
-    expected = "0 sent, 0 partial, 0 to retry, 4 dead" if server_kind == "refusing_login" else "4 to retry"
+    expected = "0 envoyé, 0 partiel, 0 à réessayer, 4 abandonnés" if server_kind == "refusing_login" else "4 à réessayer"
     assert expected in plain.out, "the relay really tried, and printed what became of each message"
     assert server.handler.received == []
     engine = make_engine(cli.env["ESMS_DATABASE_URL"])

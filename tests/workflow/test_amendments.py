@@ -377,7 +377,7 @@ def test_the_history_keeps_the_totals_and_both_owners_are_told(cli: Cli, tmp_pat
     )
     result = cli("project", "amend", project_id, str(new_owner), "--reason", "fusion", "--actor", "ars-hdf", now=LATER)
     assert result.code == 0, result.err
-    assert result.out.strip() == f"project {project_id}: configuration -> configuration (amend)"
+    assert result.out.strip() == f"projet {project_id} : paramétrage → paramétrage (amend)"
     row = cli.ok("project", "history", project_id, "--json").json()[-1]
     assert row == {
         **row,

@@ -73,7 +73,7 @@ def test_a_clean_database_verifies_and_every_new_row_covers_its_money(
 ) -> None:
     project_id = walk(cli, tmp_path)
     assert cli.ok("audit", "verify", "--json").json()["ok"] is True
-    assert "0 violation(s)" in cli.ok("check").out
+    assert "0 anomalie" in cli.ok("check").out
     stored = rows(database_url, f"SELECT seq, money, global_seq FROM audit_entry WHERE project_id = {project_id}")
     assert all(r["money"] is not None for r in stored)
     last = json.loads(max(stored, key=lambda r: r["seq"])["money"])
@@ -199,7 +199,7 @@ def test_a_keyed_chain_verifies_with_its_key_only(cli: Cli, tmp_path: Path) -> N
     cli.env["ESMS_AUDIT_KEY"] = KEY
     walk(cli, tmp_path)
     assert cli.ok("audit", "verify", "--json").json()["ok"] is True
-    assert "0 violation(s)" in cli.ok("check").out
+    assert "0 anomalie" in cli.ok("check").out
     cli.env["ESMS_AUDIT_KEY"] = "une autre clé"
     assert len(verify_fails(cli)) == 6
     del cli.env["ESMS_AUDIT_KEY"]
@@ -316,7 +316,7 @@ def test_upgrade_from_0004_links_the_existing_rows_and_verifies(
     cli = Cli(
         {"ESMS_DATABASE_URL": database_url, "ESMS_CONFIG_DIR": str(config_dir), "ESMS_DATA_DIR": str(tmp_path)}, capsys
     )
-    assert "migrated from 0004_programme_money to 0005_audit_integrity" in cli.ok("init").out
+    assert "migrée de 0004_programme_money à 0005_audit_integrity" in cli.ok("init").out
     assert cli.ok("audit", "verify", "--json").json() == {"rows": 2, "ok": True, "problems": []}
     seal = cli.ok("audit", "seal", "--json").json()
     assert seal["rows"] == 2 and seal["at"] == "2021-03-01T10:00:00Z"

@@ -33,7 +33,7 @@ def execute(database_url: str, statement: str) -> None:
 
 def test_intact_database_passes_check_and_audit_verify(cli: Cli, tmp_path: Path) -> None:
     walk(cli, tmp_path)
-    assert "0 violation(s)" in cli.ok("check").out
+    assert "0 anomalie" in cli.ok("check").out
     assert cli.ok("audit", "verify", "--json").json()["ok"] is True
 
 
@@ -106,9 +106,9 @@ def test_upgrade_from_an_earlier_revision_keeps_the_data_and_verifies(
         {"ESMS_DATABASE_URL": database_url, "ESMS_CONFIG_DIR": str(config_dir), "ESMS_DATA_DIR": str(tmp_path)}, capsys
     )
     upgraded = cli.ok("init", now="2021-05-02T10:00:00+02:00").out
-    assert f"migrated from {revision} to" in upgraded
+    assert f"migrée de {revision} à" in upgraded
     if revision == "0001_initial":  # stored before the scheduler existed: scheduled by `esms init`
-        assert "1 project(s) scheduled for the deadline sweep" in upgraded
+        assert "1 projet planifié(s) pour le balayage des échéances" in upgraded
     assert cli.ok("project", "show", "1", "--json").json()["state"] == "agreement"
     from workflow.audit import verify
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from states.lifecycle import DEADLINES_BY_KEY, STATE_LABELS
+from states.text import plural
 from workflow.cli.runtime import Runtime, default_actor, print_json, print_table
 
 if TYPE_CHECKING:
@@ -75,12 +77,12 @@ def init(ctx: typer.Context) -> None:
     before, after = migrate(runtime.initial_engine)
     url = runtime.initial_engine.url.render_as_string(hide_password=True)
     if before == after:
-        print(f"database {url} is up to date (revision {after})")
+        print(f"base de données {url} à jour (révision {after})")
     else:
-        print(f"database {url} migrated from {before or 'empty'} to {after}")
+        print(f"base de données {url} migrée de {before or 'vide'} à {after}")
         scheduled = schedule_unscheduled(runtime.workflow)
         if scheduled:
-            print(f"{scheduled} project(s) scheduled for the deadline sweep")
+            print(f"{plural(scheduled, 'projet', 'projets')} planifié(s) pour le balayage des échéances")
 
 
 @app.command()
@@ -450,17 +452,25 @@ def tick(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print_json(document)
         return
     for t in report.transitions:
-        print(f"project {t.project}: {t.source} -> {t.dest} ({t.event}: {t.deadline} passed)")
+        print(
+            f"projet {t.project} : {STATE_LABELS[t.source]} → {STATE_LABELS[t.dest]} "
+            f"({t.event} : {DEADLINES_BY_KEY[t.deadline].label} dépassée)"
+        )
     for r in report.reminders:
-        print(f"project {r.project}: reminder queued ({r.deadline}, {r.days_before} days before)")
+        print(
+            f"projet {r.project} : rappel envoyé ({DEADLINES_BY_KEY[r.deadline].label}, "
+            f"{plural(r.days_before, 'jour', 'jours')} avant)"
+        )
     for f in report.flagged:
-        print(f"project {f.project}: still in {f.state} after {f.deadline} (flagged for the digest)")
+        print(
+            f"projet {f.project} : toujours en {STATE_LABELS[f.state]} après la "
+            f"{DEADLINES_BY_KEY[f.deadline].label} (signalé dans le point quotidien)"
+        )
     for s in report.skipped:
-        print(f"project {s.project}: skipped, retried next pass ({s.error})")
-    print(
-        f"{report.due} due; mail: {relay.sent} sent, {relay.partial} partial, {relay.retried} to retry, "
-        f"{relay.dead} dead"
-    )
+        print(f"projet {s.project} : non traité, repris au prochain passage ({s.error})")
+    from workflow.cli.views import mail_summary
+
+    print(f"{report.due} à traiter ; courriels : {mail_summary(relay)}")
 
 
 @app.command()
@@ -511,7 +521,7 @@ def digest(ctx: typer.Context) -> None:
     day, queued = queue_todays_digest(
         runtime.engine, runtime.campaigns, recipients, runtime.clock.now(), runtime.settings.timezone
     )
-    print(f"digest of {day.isoformat()} {'queued' if queued else 'was already queued'}")
+    print(f"point quotidien du {day.strftime('%d/%m/%Y')} {'mis en file' if queued else 'déjà mis en file'}")
 
 
 # --- outbox --------------------------------------------------------------------------------------------------
@@ -530,6 +540,11 @@ def outbox_list(
     if as_json:
         print_json(rows)
     else:
+        # A fault of the mail server holds every message back: say it once, above the list.
+        paused = [r for r in rows if r["status"] == "pending" and (r["last_error"] or "").startswith("delivery paused")]
+        if paused:
+            reason = paused[0]["last_error"].removeprefix("delivery paused: ")
+            print(f"envoi suspendu : {reason} ({len(paused)} courriel(s) en attente du serveur)")
         for row in rows:
             row["to"] = ", ".join(row["recipients"])
         print_table(rows, ["id", "status", "attempts", "template", "project", "to", "next_attempt_at", "last_error"])
@@ -545,7 +560,9 @@ def outbox_send(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(relay.as_dict())
     else:
-        print(f"{relay.sent} sent, {relay.partial} partial, {relay.retried} to retry, {relay.dead} dead")
+        from workflow.cli.views import mail_summary
+
+        print(mail_summary(relay))
         for error in relay.errors:
             print(f"  {error}")
 
@@ -567,7 +584,7 @@ def outbox_retry(
         raise InvalidArgumentError("outbox retry: give a message ID or --dead")
     runtime = _runtime(ctx)
     count = retry(runtime.engine, runtime.clock.now(), int(message_id) if message_id else None, dead=dead)
-    print(f"{count} message(s) due again")
+    print(f"{plural(count, 'message', 'messages')} à renvoyer")
 
 
 # --- personal data ---------------------------------------------------------------------------------------------
@@ -602,9 +619,12 @@ def purge(
         )
         return
     for p in done:
-        print(f"project {p.project} ({p.campaign}, {p.state} since {p.ended_at.isoformat()}): {p.messages} message(s)")
-    verb = "would be purged" if dry_run else "purged"
-    print(f"{len(done)} project(s) {verb}")
+        print(
+            f"projet {p.project} ({p.campaign}, {STATE_LABELS[p.state]} depuis le {p.ended_at.strftime('%d/%m/%Y')}) : "
+            f"{plural(p.messages, 'message', 'messages')}"
+        )
+    verb = "à purger (simulation)" if dry_run else "purgés"
+    print(f"{plural(len(done), 'projet', 'projets')} {verb}")
 
 
 # --- integrity -----------------------------------------------------------------------------------------------
@@ -624,8 +644,9 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         for violation in report.violations:
             print(violation.line())
         print(
-            f"{report.projects} projects, {report.audit_rows} audit rows, {report.messages} messages checked: "
-            f"{len(report.violations)} violation(s)"
+            f"{plural(report.projects, 'projet', 'projets')}, {plural(report.audit_rows, 'ligne', 'lignes')} "
+            f"d'audit, {plural(report.messages, 'message', 'messages')} vérifiés : "
+            f"{plural(len(report.violations), 'anomalie', 'anomalies')}"
         )
     if report.violations:
         raise IntegrityCheckError(f"{len(report.violations)} invariant(s) broken (see above)")
@@ -665,7 +686,9 @@ def audit_verify(
     else:
         for problem in problems:
             print(problem.line())
-        print(f"{checked} audit rows checked: {len(problems)} problem(s)")
+        print(
+            f"{plural(checked, 'ligne', 'lignes')} d'audit vérifiées : {plural(len(problems), 'anomalie', 'anomalies')}"
+        )
     if problems:
         raise IntegrityCheckError(f"the audit log was altered: {problems[0].line()}")
 
@@ -683,7 +706,7 @@ def audit_seal(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print_json(head.as_dict())
     else:
         at = head.as_dict()["at"] or "-"
-        print(f"{head.rows} audit rows, hash {head.hash} (last row written at {at})")
+        print(f"{plural(head.rows, 'ligne', 'lignes')} d'audit, empreinte {head.hash} (dernière ligne écrite le {at})")
 
 
 def _is_hash(text: str) -> bool:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from notifications.formatting import format_euros_fr
 from states import lifecycle
 from states.errors import InvalidArgumentError, UnknownProjectError
 from states.money import format_cents
-from states.text import FIELD_LIMITS, PARAM_LIMIT, has_control_characters
+from states.text import FIELD_LIMITS, PARAM_LIMIT, has_control_characters, plural
 from workflow.campaigns import Campaign
 from workflow.cli.runtime import print_table
 from workflow.queries import CampaignFunding, HistoryRow, NextDeadline, ProjectRow, ProjectView, UpcomingDeadline
 
 if TYPE_CHECKING:
+    from notifications.relay import RelayReport
     from workflow.change import Change
 
+#: Where instants are shown when no campaign says otherwise.
+PARIS = ZoneInfo("Europe/Paris")
 MAX_PARAM_VALUE = max(PARAM_LIMIT, *FIELD_LIMITS.values())  # the engine checks each parameter's own limit
 #: Ids are 32-bit integers in the database (PostgreSQL's `integer`).
 MAX_ID = 2**31 - 1
@@ -81,15 +85,17 @@ def change_document(change: Change) -> dict[str, Any]:
 
 
 def change_line(change: Change) -> str:
-    """A change in one line, for people."""
-    line = f"project {change.project_id}: {change.source} -> {change.dest} ({change.event}"
-    line += ", forced)" if change.forced else ")"
+    """A change in one line, for people (in French)."""
+    source = lifecycle.STATE_LABELS.get(change.source or "", change.source or "")
+    dest = lifecycle.STATE_LABELS[change.dest]
+    line = f"projet {change.project_id} : {source} → {dest} ({change.event}"
+    line += ", forcé)" if change.forced else ")"
     for tranche in change.released:
-        line += f"; tranche {tranche.number} ({tranche.percent} %) released: {format_euros_fr(tranche.amount_cents)}"
+        line += f" ; tranche {tranche.number} ({tranche.percent} %) versée : {format_euros_fr(tranche.amount_cents)}"
     if change.approved_by:
-        line += f"; approved by {change.approved_by}"
+        line += f" ; approuvé par {change.approved_by}"
     for number in change.pending_milestones:
-        line += f"; tranche {number} reached but not released (esms release {change.project_id} {number})"
+        line += f" ; tranche {number} atteinte mais non versée (esms release {change.project_id} {number})"
     return line
 
 
@@ -284,11 +290,6 @@ def _deadline_text(deadline: NextDeadline | None) -> str | None:
     return f"{label} : {day}" + (" (dépassée)" if deadline.passed else "")
 
 
-def plural(count: int, one: str, many: str) -> str:
-    """`count` and the word that goes with it, in French (0 and 1 take the singular)."""
-    return f"{count} {one if count <= 1 else many}"
-
-
 def history_document(row: HistoryRow) -> dict[str, Any]:
     """One change as an item of `esms project history --json`."""
     return {
@@ -332,67 +333,89 @@ def funding_document(funding: CampaignFunding) -> dict[str, Any]:
     }
 
 
-def print_project(view: ProjectView) -> None:
-    """Print a project for people."""
+def local(moment: datetime, zone: ZoneInfo = PARIS) -> str:
+    """An instant as people read it: JJ/MM/AAAA HH:MM in the campaign's time zone."""
+    return moment.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+
+
+def day_fr(day: date) -> str:
+    """A calendar day as people read it: JJ/MM/AAAA."""
+    return day.strftime("%d/%m/%Y")
+
+
+KIND_LABELS = {"acquisition": "acquisition d'un DUI", "compliance": "mise en conformité d'un DUI"}
+
+
+def print_project(view: ProjectView, zone: ZoneInfo = PARIS) -> None:
+    """Print a project for people, in French."""
     project = view.project
-    print(f"project {project.id}: {project.name}")
+    print(f"projet {project.id} : {project.name}")
     print(
-        f"  campaign:   {project.campaign_id}   kind: {project.kind}   ESMS: {project.esms_count} "
-        f"({project.small_esms_count} small)"
+        f"  campagne :  {project.campaign_id}   type : {KIND_LABELS.get(project.kind, project.kind)}   "
+        f"ESMS : {project.esms_count} (dont {plural(project.small_esms_count, 'petit', 'petits')})"
     )
-    group = f" (group {project.selection_group})" if project.selection_group else ""
-    print(f"  state:      {project.state} — {lifecycle.STATE_LABELS[project.state]}{group}")
-    print(f"  owner:      {project.owner_name} <{project.owner_email}>")
-    print(f"  total:      {format_euros_fr(project.total_cents)}   released: {format_euros_fr(view.released_cents)}")
+    group = f" (groupe {project.selection_group})" if project.selection_group else ""
+    print(f"  état :      {lifecycle.STATE_LABELS[project.state]}{group}")
+    print(f"  porteur :   {project.owner_name} <{project.owner_email}>")
+    print(f"  montant :   {format_euros_fr(project.total_cents)}   versé : {format_euros_fr(view.released_cents)}")
     for tranche in view.tranches:
-        status = "released" if tranche.released_at else "pending"
-        when = f" on {iso(tranche.released_at)}" if tranche.released_at else ""
-        print(
-            f"  tranche {tranche.number}: {tranche.percent:>3} %  {format_euros_fr(tranche.amount_cents):>16}  "
-            f"{status}{when}"
-        )
+        status = f"versée le {local(tranche.released_at, zone)}" if tranche.released_at else "à verser"
+        amount = format_euros_fr(tranche.amount_cents)
+        print(f"  tranche {tranche.number} : {tranche.percent:>3} %  {amount:>16}  {status}")
     if view.in_recovery:
         funds = view.funds
         print(
-            f"  recovery:   due {format_euros_fr(funds.released_cents)}, repaid {format_euros_fr(funds.repaid_cents)}, "
-            f"waived {format_euros_fr(funds.waived_cents)}, balance {format_euros_fr(funds.balance_cents)}"
+            f"  reversement : dû {format_euros_fr(funds.released_cents)}, "
+            f"reversé {format_euros_fr(funds.repaid_cents)}, abandonné {format_euros_fr(funds.waived_cents)}, "
+            f"reste {format_euros_fr(funds.balance_cents)}"
         )
     print("  organismes et ESMS :")
     for organisation in view.grappe.organisations:
-        print(
-            f"    {organisation.name} (FINESS {organisation.finess}) : {plural(len(organisation.esms), 'ESMS', 'ESMS')}"
-        )
+        count = plural(len(organisation.esms), "ESMS", "ESMS")
+        print(f"    {organisation.name} (FINESS {organisation.finess}) : {count}")
         for esms in organisation.esms:
             small = ", petit ESMS" if esms.small else ""
             print(f"      {esms.finess}  {esms.name} ({esms.category}{small})")
     if view.documents:
-        print("  documents:")
+        print("  documents :")
         for document in view.documents:
-            print(f"    {iso(document.at)}  {document.event}: {document.key} = {document.value}")
+            print(f"    {local(document.at, zone)}  {document.event} : {document.key} = {document.value}")
     deadline = view.next_deadline
     if deadline:
-        passed = " (passed)" if deadline.passed else ""
-        print(f"  next deadline: {deadline.name} {deadline.day} (until {iso(deadline.at)}){passed}")
+        passed = " (dépassée)" if deadline.passed else ""
+        label = lifecycle.DEADLINES_BY_KEY[deadline.name].label
+        print(f"  prochaine échéance : {label}, le {day_fr(date.fromisoformat(deadline.day))} inclus{passed}")
     else:
-        print("  next deadline: none")
+        print("  prochaine échéance : aucune")
 
 
 def print_funding(report: list[CampaignFunding]) -> None:
-    """Print the funding report for people."""
+    """Print the funding report for people, in French."""
     for funding in report:
         print(f"{funding.campaign.id} — {funding.campaign.name}")
-        print(f"  envelope:  {format_euros_fr(funding.campaign.envelope_cents):>20}")
-        print(f"  committed: {format_euros_fr(funding.committed_cents):>20}  ({funding.committed_projects} projects)")
+        print(f"  enveloppe :  {format_euros_fr(funding.campaign.envelope_cents):>20}")
+        print(
+            f"  engagé :     {format_euros_fr(funding.committed_cents):>20}  "
+            f"({plural(funding.committed_projects, 'projet', 'projets')})"
+        )
         for tranche in funding.released:
             print(
-                f"  released, tranche {tranche.number} ({tranche.percent} %): "
-                f"{format_euros_fr(tranche.amount_cents):>16}  ({tranche.projects} projects)"
+                f"  versé, tranche {tranche.number} ({tranche.percent} %) : "
+                f"{format_euros_fr(tranche.amount_cents):>16}  ({plural(tranche.projects, 'projet', 'projets')})"
             )
-        print(f"  released:  {format_euros_fr(funding.released_cents):>20}")
-        print(f"  remaining: {format_euros_fr(funding.remaining_cents):>20}")
-        print(f"  in the pipeline (application, selection): {format_euros_fr(funding.pipeline_cents)}")
-        print(f"  waiting list: {format_euros_fr(funding.waitlisted_cents)}")
+        print(f"  versé :      {format_euros_fr(funding.released_cents):>20}")
+        print(f"  disponible : {format_euros_fr(funding.remaining_cents):>20}")
+        print(f"  en candidature ou instruction : {format_euros_fr(funding.pipeline_cents)}")
+        print(f"  en liste d'attente : {format_euros_fr(funding.waitlisted_cents)}")
         print(
-            f"  to recover: {format_euros_fr(funding.to_recover_cents)}   "
-            f"recovered: {format_euros_fr(funding.recovered_cents)}"
+            f"  à reverser : {format_euros_fr(funding.to_recover_cents)}   "
+            f"reversé : {format_euros_fr(funding.recovered_cents)}"
         )
+
+
+def mail_summary(relay: RelayReport) -> str:
+    """What a relay pass did, in one French line."""
+    return (
+        f"{plural(relay.sent, 'envoyé', 'envoyés')}, {plural(relay.partial, 'partiel', 'partiels')}, "
+        f"{relay.retried} à réessayer, {plural(relay.dead, 'abandonné', 'abandonnés')}"
+    )
