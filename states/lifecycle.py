@@ -412,6 +412,26 @@ COMMITMENT_GUARDS: Final = frozenset({"esms_not_funded_elsewhere", "fits_envelop
 #: The states that wait on the agreement deadline, and on the completion deadline.
 _AGREEMENT_WAIT: Final = DEADLINES_BY_KEY["agreement_deadline"].states
 _COMPLETION_WAIT: Final = DEADLINES_BY_KEY["completion_deadline"].states
+
+
+def _lapse_arrows(sources: tuple[State, ...], passed: str) -> tuple[Arrow, Arrow]:
+    """The arrows of a missed deadline: the project ends, or goes to recovery when it received money.
+
+    Money is released from the agreement on, or to a project later moved back by hand: its owner is told what to
+    repay.
+    """
+    return (
+        Arrow(
+            sources=sources,
+            dest=S.RECOVERY,
+            guards=(passed,),
+            selectors=("money_released",),
+            messages=(RECOVERY_DUE_MESSAGE,),
+        ),
+        Arrow(sources=sources, dest=S.LAPSED, guards=(passed,), selectors=("nothing_released",)),
+    )
+
+
 #: A repayment or a waiver: the balance reaching zero ends the recovery; the amount never exceeds the balance.
 _RECOVERY_ARROWS: Final = (
     Arrow(
@@ -541,35 +561,9 @@ EVENTS: Final[tuple[Event, ...]] = (
         name=E.LAPSE,
         summary="a deadline passed before the project acted (fired by the scheduler's sweep)",
         arrows=(
-            Arrow(sources=(S.APPLICATION,), dest=S.LAPSED, guards=("application_deadline_passed",)),
-            # A project moved back by hand after its first tranche may lapse with money released: it owes it back.
-            Arrow(
-                sources=_AGREEMENT_WAIT,
-                dest=S.RECOVERY,
-                guards=("agreement_deadline_passed",),
-                selectors=("money_released",),
-                messages=(RECOVERY_DUE_MESSAGE,),
-            ),
-            Arrow(
-                sources=_AGREEMENT_WAIT,
-                dest=S.LAPSED,
-                guards=("agreement_deadline_passed",),
-                selectors=("nothing_released",),
-            ),
-            # After the agreement the first tranche was released: a project past its completion deadline owes it.
-            Arrow(
-                sources=_COMPLETION_WAIT,
-                dest=S.RECOVERY,
-                guards=("completion_deadline_passed",),
-                selectors=("money_released",),
-                messages=(RECOVERY_DUE_MESSAGE,),
-            ),
-            Arrow(
-                sources=_COMPLETION_WAIT,
-                dest=S.LAPSED,
-                guards=("completion_deadline_passed",),
-                selectors=("nothing_released",),
-            ),
+            *_lapse_arrows((S.APPLICATION,), "application_deadline_passed"),
+            *_lapse_arrows(_AGREEMENT_WAIT, "agreement_deadline_passed"),
+            *_lapse_arrows(_COMPLETION_WAIT, "completion_deadline_passed"),
         ),
         messages=(Message(template=Template.LAPSED, key=MessageKey.PER_DEADLINE, context=(Context.MISSED_DEADLINE,)),),
     ),
