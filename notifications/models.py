@@ -32,7 +32,10 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox_message"
-    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_claim_token", "claim_token"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)
@@ -50,3 +53,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime = Field(sa_column=utc_column())
     sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # Fencing: the relay pass that holds the message (`next_attempt_at` is then its claim's expiry, renewed while
+    # it works); only that pass may mark it. NULL when nobody holds it.
+    claim_token: str | None = Field(default=None, max_length=32)
+    # How many times a relay began handing the message over; `handovers > attempts` on a delivered message means
+    # a relay stopped between sending and marking: perhaps delivered more than once (`esms check` counts them).
+    handovers: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

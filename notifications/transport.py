@@ -1,7 +1,15 @@
 """Where messages go: an SMTP server (aiosmtplib, one connection per batch) or `.eml` files in a folder.
 
-Failures are sorted once, here: `TemporaryDeliveryError` (connection refused, timeout, 4xx: retry later) and
-`PermanentDeliveryError` (5xx: dead letter). A recipient refused among several comes back in the result.
+Failures are sorted once, here, into faults of the server and faults of one message:
+
+    DeliveryError
+    ├── ServerFaultError          no connection, TLS failure, login refused (535), server closing: delivery pauses,
+    │                             the messages wait without an attempt counted
+    ├── TemporaryDeliveryError    a 4xx about this message: retried with backoff
+    │   └── ConnectionLostError   the connection dropped while sending it: the rest of the batch waits
+    └── PermanentDeliveryError    a 5xx about this message or all its recipients: dead letter
+
+A recipient refused among several comes back in the result.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from notifications.addresses import envelope_sender
 from notifications.settings import MailSettings
 
 
@@ -32,7 +41,15 @@ class ConnectionLostError(TemporaryDeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """Not worth retrying: the server answered 5xx."""
+    """Not worth retrying: the server answered 5xx about this message (MAIL FROM, RCPT TO or DATA)."""
+
+
+class ServerFaultError(DeliveryError):
+    """The server or our account is at fault, not a message: no connection, TLS, login. Delivery pauses."""
+
+
+#: Answers about the session rather than a message: authentication needed or refused, TLS needed.
+_SESSION_CODES = frozenset({454, 530, 534, 535, 538})
 
 
 @dataclass(frozen=True)
@@ -52,7 +69,7 @@ class Transport(Protocol):
     ) -> None: ...
 
     async def send(self, message: EmailMessage, recipients: list[str]) -> Delivered:
-        """Hand one message over, or raise `TemporaryDeliveryError`/`PermanentDeliveryError`."""
+        """Hand one message over, or raise a `DeliveryError` saying whose fault it is."""
         ...
 
 
@@ -66,25 +83,26 @@ class SmtpTransport:
 
     async def __aenter__(self) -> SmtpTransport:
         settings = self._settings
-        client = aiosmtplib.SMTP(
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=settings.smtp_timeout,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-        )
+        where = f"{settings.smtp_host}:{settings.smtp_port}"
         try:
+            client = aiosmtplib.SMTP(
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                use_tls=settings.smtp_tls == "tls",
+                start_tls=settings.smtp_tls == "starttls",
+                timeout=settings.smtp_timeout,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
             await client.connect()
         except aiosmtplib.SMTPAuthenticationError as error:
-            raise PermanentDeliveryError(f"SMTP login refused ({error.code})") from None
+            raise ServerFaultError(f"SMTP login refused by {where} ({error.code})") from None
         except aiosmtplib.SMTPResponseException as error:
-            raise _classify(error) from None
+            raise ServerFaultError(f"{where} answered {error.code} {_one_line(error.message)}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise TemporaryDeliveryError(
-                f"cannot reach {settings.smtp_host}:{settings.smtp_port}: {_one_line(error)}"
-            ) from None
+            raise ServerFaultError(f"cannot reach {where}: {_one_line(error)}") from None
+        except Exception as error:  # e.g. a value the socket layer refuses: still no connection, not a message
+            raise ServerFaultError(f"cannot reach {where}: {type(error).__name__}: {_one_line(error)}") from None
         self._client = client
         return self
 
@@ -102,9 +120,14 @@ class SmtpTransport:
         """Send over the open connection."""
         assert self._client is not None
         try:
-            errors, _ = await self._client.send_message(message, recipients=recipients)
+            # The envelope is given, never parsed from the headers: RCPT TO is the stored address, verbatim.
+            errors, _ = await self._client.send_message(
+                message, sender=envelope_sender(self._settings.mail_from), recipients=recipients
+            )
         except aiosmtplib.SMTPRecipientsRefused as error:
             answers = {r.recipient: f"{r.code} {r.message}" for r in error.recipients}
+            if all(r.code in _SESSION_CODES for r in error.recipients):
+                raise ServerFaultError(f"the server refuses the session: {_answers(answers)}") from None
             if all(r.code >= 500 for r in error.recipients):
                 raise PermanentDeliveryError(f"every recipient refused: {_answers(answers)}") from None
             raise TemporaryDeliveryError(f"recipients refused for now: {_answers(answers)}") from None
@@ -130,7 +153,7 @@ class FileTransport:
         try:
             self._folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise TemporaryDeliveryError(f"cannot create {self._folder}: {error.strerror}") from None
+            raise ServerFaultError(f"cannot create {self._folder}: {error.strerror}") from None
         return self
 
     async def __aexit__(
@@ -159,6 +182,10 @@ def make_transport(settings: MailSettings) -> Transport:
 
 def _classify(error: aiosmtplib.SMTPResponseException) -> DeliveryError:
     text = f"{error.code} {_one_line(error.message)}"
+    if error.code in _SESSION_CODES:
+        return ServerFaultError(f"the server refuses the session: {text}")
+    if error.code == 421:  # the server is closing the connection
+        return ConnectionLostError(f"connection closed by the server: {text}")
     return PermanentDeliveryError(text) if error.code >= 500 else TemporaryDeliveryError(text)
 
 

@@ -6,6 +6,11 @@
 - tranches are released exactly for the milestones the history reached, and add up to the project's total;
 - every message the history calls for is queued exactly once (idempotency keys make a second copy impossible;
   a missing one is reported), and no tranche is told twice;
+- delivered twice: not a violation but a count (`possible_duplicates`). The relay counts each handover to the
+  server before it starts (`handovers`) and each outcome when it marks (`attempts`); a delivered message with
+  more handovers than outcomes had a relay stop between sending and marking, so it may have arrived twice. It
+  cannot see a duplicate the server dropped or one sent by a relay older than the fencing (migration 0006);
+  with the claims fenced and renewed, nothing else sends a message twice;
 - the audit chain of hashes is intact, each project's money is what its last audit row covers, and no row is
   missing from the chain across projects (`workflow.audit`).
 """
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -59,6 +65,8 @@ class CheckReport:
     audit_rows: int
     messages: int
     violations: tuple[Violation, ...]
+    #: Handovers to the mail server beyond one per delivered message: perhaps delivered twice (see above).
+    possible_duplicates: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -66,6 +74,7 @@ class CheckReport:
             "projects": self.projects,
             "audit_rows": self.audit_rows,
             "messages": self.messages,
+            "possible_duplicates": self.possible_duplicates,
             "ok": not self.violations,
             "violations": [
                 {"project": v.project_id, "invariant": v.invariant, "detail": v.detail} for v in self.violations
@@ -123,12 +132,25 @@ def check(
                         f"{campaign.id} commits {committed} cents, over its envelope of {campaign.envelope_cents}",
                     )
                 )
+    with translate_errors(), Session(engine) as session:
+        duplicates = session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(OutboxMessage.handovers - OutboxMessage.attempts), 0)).where(
+                col(OutboxMessage.status).in_(["sent", "partial"]),
+                col(OutboxMessage.handovers) > col(OutboxMessage.attempts),
+            )
+        ).scalar_one()
     audit_rows, tampering = verify_audit(engine, key=audit_key)
     violations.extend(
         Violation(t.project_id, "audit chain", t.problem + (f" (seq {t.seq})" if t.seq is not None else ""))
         for t in tampering
     )
-    return CheckReport(projects=projects, audit_rows=audit_rows, messages=messages, violations=tuple(violations))
+    return CheckReport(
+        projects=projects,
+        audit_rows=audit_rows,
+        messages=messages,
+        violations=tuple(violations),
+        possible_duplicates=int(duplicates),
+    )
 
 
 def _history(project: Project, rows: list[AuditEntry]) -> list[Violation]:
