@@ -1,8 +1,10 @@
 """`esms daemon`: APScheduler runs the sweep and the mail relay on an interval and the digest every morning.
 
 Jobs live in memory only (nothing pickled). One pass runs at start to catch up after downtime. Only the daemon
-holding the database's lease works; others stand by and take over when it expires. SIGTERM or SIGINT lets the
-current pass finish, gives the lease up and exits 0.
+holding the database's lease works; others stand by and take over when it expires. The holder renews the lease
+during a pass (before the relay, and between messages through the relay's `keep_going`) and stops as soon as it
+has lost it. SIGTERM or SIGINT lets the current pass finish, gives the lease up and exits 0; a database that
+refuses writes stops the daemon with exit 4, saying so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 
@@ -25,6 +29,7 @@ from notifications.relay import deliver_due
 from states.errors import EsmsError, InvalidFieldError
 from workflow import lease
 from workflow.engine import Workflow
+from workflow.lease import ReadOnlyDatabaseError
 from workflow.messages import queue_todays_digest
 from workflow.purge import purge
 from workflow.settings import Settings
@@ -46,17 +51,44 @@ class Daemon:
         self.lease_ttl = timedelta(seconds=lease_ttl)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._active: bool | None = None  # unknown until the first pass: log the first answer either way
+        self._renewed_at = 0.0  # time.monotonic() of the last renewal
         self._lock = threading.Lock()
+        #: What stopped the daemon for good (a read-only database); `run_daemon` raises it after the scheduler.
+        self.fatal: EsmsError | None = None
+        self.on_fatal: Callable[[], None] = lambda: None
 
     def has_lease(self) -> bool:
         """Take or renew the lease; log when this daemon becomes active or goes on standby."""
         held = lease.acquire(self.workflow.engine, self.holder, self.workflow.clock.wall(), self.lease_ttl)
+        self._renewed_at = time.monotonic()
         if held != self._active:
             log.info(
                 "%s: %s", self.holder, "active (holds the lease)" if held else "standby (another daemon is active)"
             )
             self._active = held
         return held
+
+    def keeps_lease(self) -> bool:
+        """During a pass: renew the lease every third of its life; False once another holder has it.
+
+        Shared mode needs no lease to sweep or relay (row locks and fenced claims share the work): always True.
+        """
+        if self.shared:
+            return True
+        if time.monotonic() - self._renewed_at < self.lease_ttl.total_seconds() / 3:
+            return bool(self._active)
+        try:
+            return self.has_lease()
+        except EsmsError as error:  # cannot tell: stop working, as a daemon that lost the lease would
+            log.warning("could not renew the lease, stopping this pass: %s", error)
+            return False
+
+    def stop_for_good(self, error: EsmsError) -> None:
+        """A fault no pass can get over (a read-only database): log it once and stop the scheduler."""
+        if self.fatal is None:
+            self.fatal = error
+            log.error("%s: stopping", error)
+            self.on_fatal()
 
     def run_pass(self) -> None:
         """One pass: sweep the due projects, then deliver the due mail."""
@@ -67,7 +99,14 @@ class Daemon:
                 if not self.has_lease() and not self.shared:
                     return
                 report = sweep(self.workflow)
-                relay = deliver_due(self.workflow.engine, self.workflow.clock, self.settings.mail)
+                if not self.keeps_lease():
+                    log.warning("%s: lease lost during the sweep: the mail is left to its holder", self.holder)
+                    return
+                relay = deliver_due(
+                    self.workflow.engine, self.workflow.clock, self.settings.mail, keep_going=self.keeps_lease
+                )
+                if relay.paused:
+                    log.warning("mail delivery paused: %s", relay.paused)
                 if report.due or relay.attempted:
                     log.info(
                         "pass: %d due, %d transitions, %d reminders, %d flagged, %d skipped; mail: %d sent, "
@@ -82,8 +121,12 @@ class Daemon:
                         relay.retried,
                         relay.dead,
                     )
+            except ReadOnlyDatabaseError as error:
+                self.stop_for_good(error)
             except EsmsError as error:
                 log.error("pass failed, retried next interval: %s", error)
+            except Exception:  # a bug: logged once per pass, and the next pass still runs
+                log.exception("pass failed, retried next interval")
 
     def queue_digest(self) -> None:
         """Queue today's digest for the programme team (once a day), if admin addresses are set."""
@@ -103,6 +146,8 @@ class Daemon:
                     self.settings.timezone,
                 )
                 log.info("digest of %s %s", day.isoformat(), "queued" if queued else "already queued")
+            except ReadOnlyDatabaseError as error:
+                self.stop_for_good(error)
             except EsmsError as error:
                 log.error("digest failed: %s", error)
 
@@ -115,6 +160,8 @@ class Daemon:
                 done = purge(self.workflow)
                 if done:
                     log.info("personal data purged from %d project(s): %s", len(done), [p.project for p in done])
+            except ReadOnlyDatabaseError as error:
+                self.stop_for_good(error)
             except EsmsError as error:
                 log.error("purge failed, tried again tomorrow: %s", error)
 
@@ -139,6 +186,12 @@ def run_daemon(
         raise InvalidFieldError("shared", "needs PostgreSQL (row locks); on SQLite one daemon works at a time")
     ttl = lease_ttl if lease_ttl is not None else max(3 * interval, 3.0)
     daemon = Daemon(workflow, settings, interval=interval, lease_ttl=ttl, shared=shared)
+    try:
+        daemon.has_lease()  # a read-only database is said at once (exit 4), not taken for another daemon
+    except ReadOnlyDatabaseError:
+        raise
+    except EsmsError as error:  # unreachable for now: the passes keep trying, as they would later
+        log.error("cannot take the lease yet: %s", error)
     scheduler = BlockingScheduler(
         timezone=settings.timezone,
         executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -189,7 +242,10 @@ def run_daemon(
         settings.timezone,
         ttl,
     )
+    daemon.on_fatal = lambda: scheduler.shutdown(wait=False)
     scheduler.start()
+    if daemon.fatal is not None:
+        raise daemon.fatal
     daemon.release()
     log.info("daemon %s stopped", daemon.holder)
     return 0

@@ -2,6 +2,8 @@
 
 A daemon that cannot take the lease stands by and tries again each pass; when the holder dies, its lease
 expires and a standby takes over. Lease times are wall-clock times: they are about processes, not the calendar.
+The holder renews it during a pass too, and stops working as soon as a renewal says another holder has it.
+A database that refuses every write is not "another daemon": `ReadOnlyDatabaseError` says so.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from states.errors import OperationalError
 from workflow.db import translate_errors
 from workflow.models import Lease
 
 SCHEDULER_LEASE = "scheduler"
+#: How SQLite ("attempt to write a readonly database") and PostgreSQL ("read-only transaction") refuse writes.
+_READ_ONLY = ("readonly", "read-only")
+
+
+class ReadOnlyDatabaseError(OperationalError):
+    """The database refuses writes (a read-only file, a replica, `default_transaction_read_only`): exit 4."""
 
 
 def acquire(engine: Engine, holder: str, now: datetime, ttl: timedelta, name: str = SCHEDULER_LEASE) -> bool:
@@ -41,8 +50,15 @@ def acquire(engine: Engine, holder: str, now: datetime, ttl: timedelta, name: st
                     .values(holder=holder, expires_at=now + ttl, renewed_at=now)
                 )
                 return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-        except (exc.IntegrityError, exc.OperationalError):
-            return False  # somebody else inserted or holds the write lock: try again next pass
+        except exc.DBAPIError as error:
+            text = str(error.orig if error.orig is not None else error)
+            if any(marker in text.lower() for marker in _READ_ONLY):
+                raise ReadOnlyDatabaseError(
+                    f"the database is read-only ({text.splitlines()[0]}): the daemon needs to write to it"
+                ) from None
+            if isinstance(error, exc.IntegrityError | exc.OperationalError):
+                return False  # somebody else inserted or holds the write lock: try again next pass
+            raise
 
 
 def release(engine: Engine, holder: str, name: str = SCHEDULER_LEASE) -> None:
