@@ -121,24 +121,13 @@ def diagram() -> None:
 @campaign_app.command("list")
 def campaign_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the campaigns."""
-    from workflow.cli.views import campaign_summary
+    from workflow.cli.views import campaign_summary, print_campaigns
 
-    rows = [campaign_summary(c) for _, c in sorted(_runtime(ctx).campaigns.items())]
+    campaigns = [c for _, c in sorted(_runtime(ctx).campaigns.items())]
     if as_json:
-        print_json(rows)
+        print_json([campaign_summary(c) for c in campaigns])
     else:
-        print_table(
-            rows,
-            [
-                "id",
-                "region",
-                "opens",
-                "application_deadline",
-                "selection_deadline",
-                "agreement_deadline",
-                "envelope_eur",
-            ],
-        )
+        print_campaigns(campaigns)
 
 
 @campaign_app.command("show")
@@ -222,16 +211,14 @@ def project_history(
     ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
 ) -> None:
     """Show every change of a project: when, who, what and why."""
-    from workflow.cli.views import history_document, parse_project_id
+    from workflow.cli.views import history_document, parse_project_id, print_history
     from workflow.queries import history
 
-    rows = [history_document(row) for row in history(_runtime(ctx).engine, parse_project_id(project_id))]
+    rows = history(_runtime(ctx).engine, parse_project_id(project_id))
     if as_json:
-        print_json(rows)
+        print_json([history_document(row) for row in rows])
     else:
-        for row in rows:
-            row["forced"] = "forced" if row["forced"] else ""
-        print_table(rows, ["seq", "at", "event", "source", "dest", "actor", "forced", "reason"])
+        print_history(rows)
 
 
 @project_app.command("amend")

@@ -100,7 +100,7 @@ def print_json(document: Any) -> None:
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """Print rows as an aligned text table."""
     if not rows:
-        print("(none)")
+        print("(aucun)")
         return
     widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns).rstrip())

@@ -419,3 +419,43 @@ def mail_summary(relay: RelayReport) -> str:
         f"{plural(relay.sent, 'envoyé', 'envoyés')}, {plural(relay.partial, 'partiel', 'partiels')}, "
         f"{relay.retried} à réessayer, {plural(relay.dead, 'abandonné', 'abandonnés')}"
     )
+
+
+def print_history(rows: list[HistoryRow], zone: ZoneInfo = PARIS) -> None:
+    """Print a project's history for people, in French: when, what, who, why."""
+    table = [
+        {
+            "N°": row.seq,
+            "Date": local(row.at, zone),
+            "Événement": row.event,
+            "De": lifecycle.STATE_LABELS.get(row.source or "", row.source),
+            "Vers": lifecycle.STATE_LABELS.get(row.dest, row.dest),
+            "Acteur": row.actor + (f" (approuvé par {row.approved_by})" if row.approved_by else ""),
+            "Forcé": "oui" if row.forced else "",
+            "Motif": row.reason,
+        }
+        for row in rows
+    ]
+    print_table(table, ["N°", "Date", "Événement", "De", "Vers", "Acteur", "Forcé", "Motif"])
+
+
+def print_campaigns(campaigns: list[Campaign]) -> None:
+    """Print the campaigns for people, in French."""
+
+    def day(campaign: Campaign, key: str) -> str | None:
+        found = campaign.calendar.get(key)
+        return day_fr(found) if found else None
+
+    table = [
+        {
+            "Campagne": c.id,
+            "Région": c.region,
+            "Ouverture": day(c, "opens"),
+            "Candidatures": day(c, "application_deadline"),
+            "Sélection": day(c, "selection_deadline"),
+            "Convention": day(c, "agreement_deadline"),
+            "Enveloppe": format_euros_fr(c.envelope_cents),
+        }
+        for c in campaigns
+    ]
+    print_table(table, ["Campagne", "Région", "Ouverture", "Candidatures", "Sélection", "Convention", "Enveloppe"])
