@@ -16,26 +16,31 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="esms",
-    help="ESMS numérique workflow engine: projects, deadlines, tranches and e-mails of the programme.",
+    help="Moteur de suivi ESMS numérique : projets, échéances, tranches et courriels du programme.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: importing rich would double `esms --help`'s start-up time
 )
-project_app = typer.Typer(help="Register, list and inspect projects.", no_args_is_help=True, rich_markup_mode=None)
-campaign_app = typer.Typer(
-    help="Inspect the campaigns of the config folder.", no_args_is_help=True, rich_markup_mode=None
+project_app = typer.Typer(
+    help="Enregistrer, lister, consulter et modifier les projets.", no_args_is_help=True, rich_markup_mode=None
 )
-outbox_app = typer.Typer(help="See and deliver the queued e-mails.", no_args_is_help=True, rich_markup_mode=None)
-audit_app = typer.Typer(help="Verify the tamper-evident audit log.", no_args_is_help=True, rich_markup_mode=None)
+campaign_app = typer.Typer(
+    help="Consulter les campagnes du dossier de configuration.", no_args_is_help=True, rich_markup_mode=None
+)
+outbox_app = typer.Typer(
+    help="Voir et envoyer les courriels en file d'attente.", no_args_is_help=True, rich_markup_mode=None
+)
+audit_app = typer.Typer(help="Vérifier le journal d'audit infalsifiable.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 app.add_typer(project_app, name="project")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(outbox_app, name="outbox")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Écrire un document JSON sur la sortie standard.")]
 ActorOption = Annotated[
-    str | None, typer.Option("--actor", help="Who is acting, for the audit (default: the OS user).")
+    str | None,
+    typer.Option("--actor", help="Qui agit, pour le journal d'audit (par défaut : l'utilisateur du système)."),
 ]
 
 
@@ -47,12 +52,12 @@ def main_options(
         typer.Option(
             "--now",
             envvar="ESMS_NOW",
-            help="Act as if it were this instant (ISO-8601; without offset: Europe/Paris). The audit keeps the "
-            "real time too.",
+            help="Agir comme s'il était cet instant (ISO-8601 ; sans décalage : heure de Paris). "
+            "Le journal garde aussi l'heure réelle.",
         ),
     ] = None,
 ) -> None:
-    """ESMS numérique workflow engine."""
+    """Moteur de suivi ESMS numérique."""
     ctx.obj = Runtime(now_text=now)
     if now is not None:
         ctx.obj.clock  # noqa: B018  (a malformed --now is refused whatever the command)
@@ -69,7 +74,7 @@ def _runtime(ctx: typer.Context) -> Runtime:
 
 @app.command()
 def init(ctx: typer.Context) -> None:
-    """Create or upgrade the database schema (idempotent)."""
+    """Créer ou mettre à jour le schéma de la base de données (sans effet s'il est à jour)."""
     from workflow.db import migrate
     from workflow.sweep import schedule_unscheduled
 
@@ -89,10 +94,11 @@ def init(ctx: typer.Context) -> None:
 def demo(
     ctx: typer.Context,
     database: Annotated[
-        Path | None, typer.Option("--database", help="SQLite file to (re)create (default: <data dir>/demo.sqlite3).")
+        Path | None,
+        typer.Option("--database", help="Fichier SQLite à (re)créer (par défaut : <dossier de données>/demo.sqlite3)."),
     ] = None,
 ) -> None:
-    """The main job on a fresh SQLite file: daemon passes over a simulated campaign, printing the timeline."""
+    """Démonstration : le démon sur une campagne simulée, dans une base SQLite neuve, avec la chronologie."""
     from workflow.demo import run_demo
 
     runtime = _runtime(ctx)
@@ -109,7 +115,7 @@ def demo(
 
 @app.command()
 def diagram() -> None:
-    """Print the life cycle as a Mermaid state diagram."""
+    """Écrire le cycle de vie sous forme de diagramme d'états Mermaid."""
     from states.diagram import mermaid
 
     print(mermaid(), end="")
@@ -120,7 +126,7 @@ def diagram() -> None:
 
 @campaign_app.command("list")
 def campaign_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """List the campaigns."""
+    """Lister les campagnes."""
     from workflow.cli.views import campaign_summary, print_campaigns
 
     campaigns = [c for _, c in sorted(_runtime(ctx).campaigns.items())]
@@ -134,7 +140,7 @@ def campaign_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def campaign_show(
     ctx: typer.Context, campaign_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
 ) -> None:
-    """Show one campaign: calendar, rates, minima, tranches, reminders and usage criteria."""
+    """Afficher une campagne : calendrier, forfaits, seuils, tranches, rappels et critères d'usage."""
     from workflow.campaigns import get_campaign
     from workflow.cli.views import campaign_detail, print_mapping
 
@@ -155,7 +161,7 @@ def project_add(
     as_json: JsonOption = False,
     actor: ActorOption = None,
 ) -> None:
-    """Register projects from their TOML files, in `application`; print each id (all files, or none)."""
+    """Enregistrer des projets depuis leurs fichiers TOML, en candidature ; écrit chaque numéro (tous, ou aucun)."""
     from workflow.project_file import load_project_file
 
     runtime = _runtime(ctx)
@@ -171,11 +177,11 @@ def project_add(
 @project_app.command("list")
 def project_list(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Only projects in this state.")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Seulement cette campagne.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Seulement les projets dans cet état.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List projects."""
+    """Lister les projets : état, groupe, ESMS, montant et prochaine échéance."""
     from workflow.campaigns import get_campaign
     from workflow.cli.views import print_project_rows, project_row
     from workflow.queries import project_rows
@@ -194,7 +200,7 @@ def project_list(
 def project_show(
     ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
 ) -> None:
-    """Show a project: state, money, tranches and the next deadline."""
+    """Afficher un projet : état, montants, tranches, grappe, documents et prochaine échéance."""
     from workflow.cli.views import parse_project_id, print_project, project_document
     from workflow.queries import project_view
 
@@ -210,7 +216,7 @@ def project_show(
 def project_history(
     ctx: typer.Context, project_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False
 ) -> None:
-    """Show every change of a project: when, who, what and why."""
+    """Afficher l'historique d'un projet : quand, qui, quoi et pourquoi."""
     from workflow.cli.views import history_document, parse_project_id, print_history
     from workflow.queries import history
 
@@ -226,11 +232,11 @@ def project_amend(
     ctx: typer.Context,
     project_id: Annotated[str, typer.Argument(metavar="ID")],
     file: Annotated[Path, typer.Argument(metavar="FILE")],
-    reason: Annotated[str, typer.Option("--reason", help="Why the project changes (kept in the audit).")],
+    reason: Annotated[str, typer.Option("--reason", help="Pourquoi le projet change (gardé dans le journal d'audit).")],
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Replace a project's owner, organisations, ESMS and services socles with those of a project file."""
+    """Avenant : remplacer le porteur, les organismes, les ESMS et les socles d'un projet par ceux d'un fichier."""
     from workflow.amendments import amend
     from workflow.cli.views import parse_project_id
     from workflow.project_file import load_project_file
@@ -277,7 +283,7 @@ def fire(
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fire a programme event on a project (e.g. `esms fire 3 select group=A`)."""
+    """Déclencher un événement du programme sur un projet (par exemple `esms fire 3 select group=A`)."""
     from workflow.cli.views import parse_params, parse_project_id
 
     runtime = _runtime(ctx)
@@ -291,14 +297,16 @@ def force(
     ctx: typer.Context,
     project_id: Annotated[str, typer.Argument(metavar="ID")],
     state: Annotated[str, typer.Argument(metavar="STATE")],
-    reason: Annotated[str, typer.Option("--reason", help="Why the rules are bypassed (kept in the audit).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Pourquoi les règles sont contournées (gardé dans le journal d'audit).")
+    ],
     actor: ActorOption = None,
     share_reason: Annotated[
-        bool, typer.Option("--share-reason", help="Tell the owner the reason too (internal by default).")
+        bool, typer.Option("--share-reason", help="Donner aussi le motif au porteur (interne par défaut).")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Move a project to STATE bypassing the guards; audited as forced, with the reason."""
+    """Changer l'état d'un projet en contournant les règles ; tracé comme forcé, avec le motif. Ne verse rien."""
     from workflow.cli.views import parse_project_id
 
     runtime = _runtime(ctx)
@@ -312,15 +320,15 @@ def force(
 def release(
     ctx: typer.Context,
     project_id: Annotated[str, typer.Argument(metavar="ID")],
-    tranche: Annotated[str, typer.Argument(metavar="N", help="The tranche number (1, 2 or 3).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why the tranche is released outside its event.")],
+    tranche: Annotated[str, typer.Argument(metavar="N", help="Le numéro de la tranche (1, 2 ou 3).")],
+    reason: Annotated[str, typer.Option("--reason", help="Pourquoi la tranche est versée hors de son événement.")],
     approved_by: Annotated[
-        str, typer.Option("--approved-by", help="The second person who approves the release (not the actor).")
+        str, typer.Option("--approved-by", help="La seconde personne qui approuve le versement (pas l'acteur).")
     ],
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Release tranche N of a project whose milestone is reached, on two people's word (four eyes)."""
+    """Verser la tranche N d'un projet qui a atteint son jalon, sur la parole de deux personnes (quatre yeux)."""
     from states.errors import InvalidArgumentError
     from workflow.cli.views import parse_id, parse_project_id
 
@@ -349,10 +357,10 @@ def _report(change: Change, as_json: bool) -> None:
 @app.command()
 def funding(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Seulement cette campagne.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Per campaign: envelope, committed, released per tranche, remaining."""
+    """Par campagne : enveloppe, engagé, versé par tranche, disponible, à reverser."""
     from workflow.cli.views import funding_document, print_funding
     from workflow.queries import funding_report
 
@@ -427,7 +435,7 @@ def export(
 
 @app.command()
 def tick(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """One pass at "now": lapse projects past their deadline, queue due reminders, deliver due mail."""
+    """Un passage maintenant : projets caducs après leur échéance, rappels dus, courriels à envoyer."""
     from notifications.relay import deliver_due
     from workflow.sweep import sweep
 
@@ -464,17 +472,23 @@ def tick(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def daemon(
     ctx: typer.Context,
     interval: Annotated[
-        float | None, typer.Option("--interval", help="Seconds between passes (default: ESMS_SWEEP_INTERVAL, 60).")
+        float | None,
+        typer.Option("--interval", help="Secondes entre deux passages (par défaut : ESMS_SWEEP_INTERVAL, 60)."),
     ] = None,
     lease_ttl: Annotated[
-        float | None, typer.Option("--lease-ttl", help="Seconds a standby waits for a silent holder (3 intervals).")
+        float | None,
+        typer.Option("--lease-ttl", help="Secondes qu'un démon en attente laisse à un titulaire muet (3 intervalles)."),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ou ERROR.")] = "INFO",
     shared: Annotated[
-        bool, typer.Option("--shared", help="PostgreSQL: every daemon sweeps, sharing the work by row locks.")
+        bool,
+        typer.Option("--shared", help="PostgreSQL : chaque démon balaie, le travail se partage par verrous de lignes."),
     ] = False,
 ) -> None:
-    """Run the scheduler: sweep and mail relay every interval, digest every morning; SIGTERM stops it cleanly."""
+    """Lancer le planificateur : échéances et courriels à chaque intervalle, point quotidien le matin.
+
+    SIGTERM l'arrête proprement, à la fin du passage en cours.
+    """
     import logging
 
     from states.errors import InvalidArgumentError
@@ -497,7 +511,7 @@ def daemon(
 
 @app.command()
 def digest(ctx: typer.Context) -> None:
-    """Queue today's digest for ESMS_ADMIN_EMAILS now (the daemon does it every morning)."""
+    """Mettre en file le point quotidien du jour maintenant (le démon le fait chaque matin)."""
     from states.errors import InvalidArgumentError
     from workflow.messages import queue_todays_digest
 
@@ -517,10 +531,13 @@ def digest(ctx: typer.Context) -> None:
 @outbox_app.command("list")
 def outbox_list(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="pending, sent, partial or dead.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="pending (en attente), sent (envoyé), partial (partiel) ou dead (abandonné)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List queued and delivered messages, newest first."""
+    """Lister les courriels en file et envoyés, les plus récents d'abord."""
     from notifications.outbox import list_messages
 
     rows = list_messages(_runtime(ctx).engine, status)
@@ -539,7 +556,7 @@ def outbox_list(
 
 @outbox_app.command("send")
 def outbox_send(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Deliver the messages due now."""
+    """Envoyer maintenant les courriels dus."""
     from notifications.relay import deliver_due
 
     runtime = _runtime(ctx)
@@ -558,9 +575,9 @@ def outbox_send(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def outbox_retry(
     ctx: typer.Context,
     message_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
-    dead: Annotated[bool, typer.Option("--dead", help="Retry every dead message.")] = False,
+    dead: Annotated[bool, typer.Option("--dead", help="Renvoyer tous les courriels abandonnés.")] = False,
 ) -> None:
-    """Make a dead message (or every one, with --dead) due again now."""
+    """Renvoyer un courriel abandonné (ou tous, avec --dead)."""
     from notifications.outbox import retry
     from states.errors import InvalidArgumentError
     from workflow.cli.views import parse_id
@@ -580,10 +597,10 @@ def outbox_retry(
 @app.command()
 def purge(
     ctx: typer.Context,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be purged; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Dire ce qui serait purgé, sans rien changer.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Pseudonymise owners and delete message bodies of projects ended longer ago than their campaign's retention."""
+    """RGPD : pseudonymiser les porteurs et effacer les courriels des projets terminés depuis trop longtemps."""
     from workflow.purge import purge as run_purge
 
     runtime = _runtime(ctx)
@@ -619,7 +636,7 @@ def purge(
 
 @app.command()
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Verify the invariants: histories, tranches, messages, audit chain (exit 5 when one is broken)."""
+    """Vérifier les invariants : historiques, tranches, courriels, enveloppes, audit (code 5 si l'un est rompu)."""
     from states.errors import IntegrityCheckError
     from workflow.check import check as run_check
 
@@ -642,14 +659,18 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
-    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="Seulement ce projet.")] = None,
     seal: Annotated[
-        str | None, typer.Option("--seal", help="An earlier seal's hash (esms audit seal, the digest): still there?")
+        str | None,
+        typer.Option(
+            "--seal",
+            help="L'empreinte d'un sceau antérieur (esms audit seal, point quotidien) : toujours là ?",
+        ),
     ] = None,
-    rows: Annotated[str | None, typer.Option("--rows", help="The number of rows of that seal.")] = None,
+    rows: Annotated[str | None, typer.Option("--rows", help="Le nombre de lignes de ce sceau.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Name every audit row edited or deleted, and money changed, behind the engine's back (exit 5 when any)."""
+    """Nommer chaque ligne d'audit modifiée ou supprimée et chaque montant changé hors du moteur (code 5)."""
     from states.errors import IntegrityCheckError, InvalidArgumentError
     from workflow.audit import describe, verify
     from workflow.cli.views import parse_id, parse_project_id
@@ -682,7 +703,7 @@ def audit_verify(
 
 @audit_app.command("seal")
 def audit_seal(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Print the head of the audit chain (rows, hash): keep it elsewhere, to show a later truncation."""
+    """Écrire le sceau du journal d'audit (lignes, empreinte) : à garder ailleurs, pour montrer une troncature."""
     from workflow.audit import seal as read_seal
     from workflow.db import translate_errors
 
