@@ -489,9 +489,16 @@ class XlsxWriter:
             headers.append(written)
         worksheet.append(headers)
         count = 0
-        for row in sheet.rows:
-            worksheet.append([cell(value) for value in row])
-            count += 1
+        try:
+            for row in sheet.rows:
+                worksheet.append([cell(value) for value in row])
+                count += 1
+        except BaseException:
+            # openpyxl streams the rows to a temporary file of its own: close and remove it now, not at exit.
+            with contextlib.suppress(Exception):
+                worksheet.close()
+                worksheet._writer.cleanup()
+            raise
         workbook.save(stream)
         return count
 
