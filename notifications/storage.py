@@ -53,7 +53,7 @@ def translate_errors() -> Iterator[None]:
         yield
     except exc.OperationalError as error:
         text = str(error.orig) if error.orig is not None else str(error)
-        if "locked" in text or "could not serialize" in text or "deadlock" in text:
+        if "locked" in text or "lock timeout" in text or "could not serialize" in text or "deadlock" in text:
             raise ConflictError(
                 f"another process changed the database at the same moment ({text.splitlines()[0]}); "
                 "nothing was done, retry"

@@ -25,6 +25,8 @@ from workflow.models import Esms, Project, Tranche
 COMMITTED_STATES = lifecycle.MAIN_LINE[lifecycle.MAIN_LINE.index(lifecycle.State.NEEDS_STATEMENT) :]
 #: The key of the advisory lock that serialises commitment decisions (an arbitrary 64-bit constant).
 COMMITMENT_LOCK = 0x45534D53  # "ESMS"
+#: The longest a writer waits for the commitments lock before it reports a conflict.
+LOCK_WAIT = "60s"
 
 _RELEASED = (
     sa.select(col(Tranche.project_id), sa.func.sum(Tranche.amount_cents).label("released"))
@@ -44,9 +46,17 @@ is_live_sql = sa.or_(col(Project.state).not_in(lifecycle.ENDS_WITHOUT_MONEY), _r
 
 
 def lock_commitments(session: Session) -> None:
-    """Serialise the decisions that commit money or ESMS, until this transaction ends (PostgreSQL)."""
+    """Serialise the decisions that commit money or ESMS, until this transaction ends (PostgreSQL).
+
+    The lock is the schema's own (its data is), and a writer waits for it `LOCK_WAIT` at most: past that it gives
+    up with a conflict (exit 3, retry) rather than hang behind a transaction that never ends.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": COMMITMENT_LOCK})
+        session.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": COMMITMENT_LOCK}
+        )
+        session.execute(sa.text("SET LOCAL lock_timeout = 0"))
 
 
 def committed_cents(session: Session, campaign_id: str, *, excluding: int | None = None) -> int:
