@@ -6,7 +6,6 @@ that what a command accepts is what the database holds (a longer value is bad in
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Final
 
@@ -30,12 +29,6 @@ PARAM_LIMIT: Final = 1000
 #: Unicode categories refused in any text a user gives: controls (NUL, line breaks, escapes such as U+009B),
 #: formats (RTL overrides such as U+202E, zero-width characters) and line or paragraph separators (U+2028).
 REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-#: A plain e-mail address (addr-spec) as people write it: no display name, comment, quote, space or angle bracket.
-_LOCAL = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-EMAIL_ADDRESS: Final = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})+")
 
 
 def has_control_characters(text: str) -> bool:

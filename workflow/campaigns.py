@@ -25,12 +25,13 @@ from pydantic import (
     model_validator,
 )
 
+from notifications.addresses import AddressError, mail_address
 from states.errors import MalformedFileError, UnknownCampaignError
 from states.grappe import DEPARTEMENT_PATTERN, SERVICES_SOCLES
 from states.guards import CriterionUnit
 from states.lifecycle import TRANCHE_MILESTONES
 from states.money import decimal_places, parse_euros
-from states.text import EMAIL_ADDRESS, FIELD_LIMITS
+from states.text import FIELD_LIMITS
 from workflow.tomlfile import (
     StrictModel,
     amount,
@@ -361,10 +362,11 @@ def _departement(value: object) -> str:
 
 def _campaign_email(value: object) -> str:
     address = read_text(value, FIELD_LIMITS["owner_email"])
-    # Plain addresses only: no display name, no comment, nothing a mail header could be smuggled through.
-    if not EMAIL_ADDRESS.fullmatch(address):
-        raise problem(f"{address!r} is not an e-mail address")
-    return address
+    # The same rule as every address the engine sends to: a plain addr-spec, stored as it will be used.
+    try:
+        return mail_address(address)
+    except AddressError as error:
+        raise problem(f"{address!r} is not an e-mail address ({error})") from None
 
 
 CampaignEmail = Annotated[str, PlainValidator(_campaign_email)]
