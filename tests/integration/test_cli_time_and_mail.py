@@ -32,8 +32,8 @@ def test_digest_lists_undecided_projects_near_deadlines_and_yesterdays_tranches(
     paid = add(cli, tmp_path)
     cli.ok("force", paid, "agreement", "--reason", "préparation", now="2021-06-01")
     cli.ok("fire", paid, "sign_agreement", now="2021-06-21T15:00:00+02:00")
-    assert "queued" in cli.ok("digest", now="2021-06-22T08:00:00+02:00").out
-    assert "already queued" in cli.ok("digest", now="2021-06-22T09:00:00+02:00").out
+    assert "mis en file" in cli.ok("digest", now="2021-06-22T08:00:00+02:00").out
+    assert "déjà mis en file" in cli.ok("digest", now="2021-06-22T09:00:00+02:00").out
     cli.ok("outbox", "send", now="2021-06-22T08:00:00+02:00")
     digests = [
         message

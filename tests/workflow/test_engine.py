@@ -188,24 +188,29 @@ def test_concurrent_change_makes_the_later_writer_fail_cleanly(
     from workflow.db import make_engine
 
     project_id = int(add_project(cli, tmp_path))
+    cli.ok("force", str(project_id), "needs_statement", "--reason", "mise en place", now="2021-03-20T09:00:00+01:00")
     campaigns = load_campaigns(config_dir)
     clock = SimulatedClock(engine_module.datetime.fromisoformat("2021-03-20T10:00:00+01:00"))
     first = engine_module.Workflow(make_engine(database_url), campaigns, clock)
     second = engine_module.Workflow(make_engine(database_url), campaigns, clock)
-    real_load_grappe = engine_module.load_grappe
+    real_for_project = engine_module.for_project
+    interleaved: list[bool] = []
 
-    def load_grappe_while_another_process_withdraws(session, project):  # type: ignore[no-untyped-def]
-        # The first writer has read the project; the second one commits a change before it writes.
-        second.fire(project_id, "withdraw", {"reason": "abandon"}, "owner")
-        return real_load_grappe(session, project)
+    def for_project_while_another_process_withdraws(campaign, project):  # type: ignore[no-untyped-def]
+        # The first writer has read the project; the second one commits a change before it writes. (An event
+        # that commits money takes the programme's lock first and would simply wait: `file_needs` does not.)
+        if not interleaved:
+            interleaved.append(True)
+            second.fire(project_id, "withdraw", {"reason": "abandon"}, "owner")
+        return real_for_project(campaign, project)
 
-    monkeypatch.setattr(engine_module, "load_grappe", load_grappe_while_another_process_withdraws)
+    monkeypatch.setattr(engine_module, "for_project", for_project_while_another_process_withdraws)
     # PostgreSQL sees the version moved; SQLite refuses the stale snapshot first: both are the same conflict.
     with pytest.raises(ConflictError, match="another process"):
-        first.fire(project_id, "submit", {}, "officer")
-    monkeypatch.setattr(engine_module, "load_grappe", real_load_grappe)
+        first.fire(project_id, "file_needs", {"reference": "RESAH-1"}, "officer")
+    monkeypatch.setattr(engine_module, "for_project", real_for_project)
 
     events = [h["event"] for h in history(cli, str(project_id))]
-    assert events == ["register", "withdraw"]
+    assert events == ["register", "force", "withdraw"]
     assert cli.ok("project", "show", str(project_id), "--json").json()["state"] == "withdrawn"
     assert ConflictError("x").exit_code == 3

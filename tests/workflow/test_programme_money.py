@@ -380,7 +380,7 @@ def test_a_forced_move_releases_nothing_and_names_the_pending_tranches(
     change = cli.ok("force", pid, "rollout", "--reason", "dossier papier", "--actor", "ars", "--json").json()
     assert change["released"] == [] and change["pending_milestones"] == [1, 2]
     line = cli.ok("force", pid, "completed", "--reason", "dossier papier", "--actor", "ars").out
-    assert "tranche 3 reached but not released" in line and f"esms release {pid} 1" in line
+    assert "tranche 3 atteinte mais non versée" in line and f"esms release {pid} 1" in line
     document = show(cli, pid)
     assert document["released_eur"] == "0.00" and {t["status"] for t in document["tranches"]} == {"pending"}
     assert not any(":tranche:" in key for key in outbox_keys(database_url, pid))
@@ -462,7 +462,7 @@ def test_release_on_two_peoples_word(cli: Cli, tmp_path: Path, database_url: str
     assert "already released" in line
     assert snapshot(database_url) == before
     text = cli.ok("release", pid, "2", "--reason", "facture reçue", "--actor", "dg", "--approved-by", "ars").out
-    assert "approved by ars" in text and "tranche 2" in text
+    assert "approuvé par ars" in text and "tranche 2" in text
     assert show(cli, pid)["released_eur"] == "464000.00"
     assert cli.ok("audit", "verify").code == 0
     assert_check_clean(cli)
@@ -496,7 +496,7 @@ def test_withdrawal_after_the_first_tranche_goes_to_recovery(cli: Cli, tmp_path:
     to_configuration(cli, pid)
     assert show(cli, pid)["recovery"] is None
     to_recovery_line = cli.ok("fire", pid, "withdraw", "reason=le porteur abandonne").out
-    assert "configuration -> recovery" in to_recovery_line
+    assert "paramétrage → reversement" in to_recovery_line
     document = show(cli, pid)
     assert document["state"] == "recovery" and document["state_label"] == "reversement"
     assert document["recovery"] == {

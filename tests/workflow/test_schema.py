@@ -37,7 +37,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
 
 
 def test_init_is_idempotent_and_commands_before_it_say_to_run_it(cli: Cli, tmp_path: Path) -> None:
-    assert "up to date" in cli.ok("init").out
+    assert "à jour" in cli.ok("init").out
     fresh = Cli({**cli.env, "ESMS_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"}, cli._capsys)
     result = fresh("project", "list")
     assert result.code == 2
