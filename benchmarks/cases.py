@@ -48,7 +48,7 @@ MEMORY_GOAL_MB = 200
 def layout(size: int) -> list[Cohort]:
     """Cases 1 and 2: N/10 `hdf-2021` projects in `agreement`, the rest `bench-2022` over every state."""
     return [
-        Cohort("hdf-2021", size // 10, (lifecycle.AGREEMENT,)),
+        Cohort("hdf-2021", size // 10, (lifecycle.State.AGREEMENT,)),
         Cohort(BENCH_CAMPAIGN_ID, size - size // 10, lifecycle.STATES),
     ]
 
@@ -350,7 +350,7 @@ def memory_case(ctx: Context) -> None:
     size = ctx.largest
     database = ctx.databases.new("sqlite", f"memory{size}")
     generated = populate(
-        database.url, ctx.campaigns, [Cohort("hdf-2021", size, (lifecycle.SELECTION,))], MEMORY_GENERATED_AT
+        database.url, ctx.campaigns, [Cohort("hdf-2021", size, (lifecycle.State.SELECTION,))], MEMORY_GENERATED_AT
     )
     ctx.log(f"sqlite N={size}: {count(generated.projects)} projects in `selection` in {generated.seconds:.1f} s")
     ctx.log(f"sqlite: sweeping {count(size)} due projects in a child process…")

@@ -198,7 +198,7 @@ def _shape(campaign: Campaign, state: str, now: datetime, stamp: Stamp) -> _Stat
     return _StateShape(
         fields=fields,
         steps=(
-            ("register", None, lifecycle.APPLICATION, None, "{}"),
+            ("register", None, lifecycle.State.APPLICATION, None, "{}"),
             *(
                 (event, source, dest, params.get("reason"), json.dumps(params, ensure_ascii=False, sort_keys=True))
                 for event, source, dest, params in steps

@@ -49,7 +49,7 @@ def profile_crossing(databases: Databases, backend: str, count: int, config_dir:
 
     campaigns = load_campaigns(config_dir)
     database = databases.new(backend, "profile")
-    populate(database.url, campaigns, [Cohort("hdf-2021", count, (lifecycle.AGREEMENT,))], GENERATED_AT)
+    populate(database.url, campaigns, [Cohort("hdf-2021", count, (lifecycle.State.AGREEMENT,))], GENERATED_AT)
     engine = make_engine(database.url)
     workflow = Workflow(engine, campaigns, SimulatedClock(CROSSING_AT))
     profile = cProfile.Profile()
@@ -69,7 +69,7 @@ def profile_relay(databases: Databases, count: int, config_dir: Path, workdir: P
 
     campaigns = load_campaigns(config_dir)
     database = databases.new("sqlite", "profile")
-    populate(database.url, campaigns, [Cohort("hdf-2021", count, (lifecycle.AGREEMENT,))], GENERATED_AT)
+    populate(database.url, campaigns, [Cohort("hdf-2021", count, (lifecycle.State.AGREEMENT,))], GENERATED_AT)
     engine = make_engine(database.url)
     sweep(Workflow(engine, campaigns, SimulatedClock(REMINDED_AT)))
     sink = SmtpSink()
@@ -97,7 +97,7 @@ def profile_startup(databases: Databases, config_dir: Path, workdir: Path) -> No
     campaigns = load_campaigns(config_dir)
     database = databases.new("sqlite", "profile")
     populate(
-        database.url, campaigns, [Cohort("hdf-2021", 1, (lifecycle.APPLICATION,))], datetime(2021, 3, 1, tzinfo=PARIS)
+        database.url, campaigns, [Cohort("hdf-2021", 1, (lifecycle.State.APPLICATION,))], datetime(2021, 3, 1, tzinfo=PARIS)
     )
     env = {
         **os.environ,

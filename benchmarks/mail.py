@@ -144,7 +144,7 @@ def mail_case(ctx: Context) -> None:
     messages = 200 if ctx.quick else 500
     repeats = 1 if ctx.quick else 3
     database = ctx.databases.new("sqlite", "mail")
-    populate(database.url, ctx.campaigns, [Cohort("hdf-2021", messages, (lifecycle.AGREEMENT,))], GENERATED_AT)
+    populate(database.url, ctx.campaigns, [Cohort("hdf-2021", messages, (lifecycle.State.AGREEMENT,))], GENERATED_AT)
     engine = make_engine(database.url)
     queued = sweep(Workflow(engine, ctx.campaigns, SimulatedClock(REMINDED_AT)))
     if len(queued.reminders) != messages:

@@ -37,7 +37,7 @@ def startup_case(ctx: Context) -> None:
     populate(
         database.url,
         ctx.campaigns,
-        [Cohort("hdf-2021", 1, (lifecycle.APPLICATION,))],
+        [Cohort("hdf-2021", 1, (lifecycle.State.APPLICATION,))],
         datetime(2021, 3, 1, 12, tzinfo=PARIS),
     )
     env = {
