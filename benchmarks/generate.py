@@ -103,18 +103,18 @@ def history(state: str) -> list[Step]:
         return [(event, L.MAIN_LINE[i], L.MAIN_LINE[i + 1], params) for i, (event, params) in enumerate(_MAIN_EVENTS)][
             :rank
         ]
-    groups = {L.WAITLISTED: "B", L.REWORK: "C", L.REJECTED: "D"}
+    groups = {L.State.WAITLISTED: "B", L.State.REWORK: "C", L.State.REJECTED: "D"}
     if state in groups:
         return [
-            ("submit", L.APPLICATION, L.SELECTION, {}),
-            ("select", L.SELECTION, state, {"group": groups[state]}),
+            ("submit", L.State.APPLICATION, L.State.SELECTION, {}),
+            ("select", L.State.SELECTION, state, {"group": groups[state]}),
         ]
-    if state == L.LAPSED:
-        return [("lapse", L.APPLICATION, L.LAPSED, {})]
-    if state == L.WITHDRAWN:
+    if state == L.State.LAPSED:
+        return [("lapse", L.State.APPLICATION, L.State.LAPSED, {})]
+    if state == L.State.WITHDRAWN:
         return [
-            ("submit", L.APPLICATION, L.SELECTION, {}),
-            ("withdraw", L.SELECTION, L.WITHDRAWN, {"reason": "Regroupement avec une autre grappe"}),
+            ("submit", L.State.APPLICATION, L.State.SELECTION, {}),
+            ("withdraw", L.State.SELECTION, L.State.WITHDRAWN, {"reason": "Regroupement avec une autre grappe"}),
         ]
     raise ValueError(f"unknown state {state}")
 

@@ -97,7 +97,10 @@ def profile_startup(databases: Databases, config_dir: Path, workdir: Path) -> No
     campaigns = load_campaigns(config_dir)
     database = databases.new("sqlite", "profile")
     populate(
-        database.url, campaigns, [Cohort("hdf-2021", 1, (lifecycle.State.APPLICATION,))], datetime(2021, 3, 1, tzinfo=PARIS)
+        database.url,
+        campaigns,
+        [Cohort("hdf-2021", 1, (lifecycle.State.APPLICATION,))],
+        datetime(2021, 3, 1, tzinfo=PARIS),
     )
     env = {
         **os.environ,

@@ -51,7 +51,7 @@ def _postgres_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VAR) or None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a private schema of the test PostgreSQL server."""
     if request.param == "sqlite":
