@@ -122,15 +122,6 @@ def retry(engine: Engine, now: datetime, message_id: int | None, *, dead: bool) 
                 raise InvalidArgumentError(f"message {message_id} is {message.status}; only dead messages are retried")
             query = query.where(col(OutboxMessage.id) == message_id)
         elif not dead:
-            raise InvalidArgumentError("outbox retry: give a message ID or --dead")
+            raise InvalidArgumentError("outbox retry: give a message id, or retry every dead message")
         result = session.execute(query.values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now))
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def counts(engine: Engine) -> dict[str, int]:
-    """How many messages are in each status."""
-    with translate_errors(), Session(engine) as session:
-        rows = session.execute(
-            sa.select(col(OutboxMessage.status), sa.func.count()).group_by(col(OutboxMessage.status))
-        ).all()
-    return {status: int(n) for status, n in rows}
