@@ -86,9 +86,7 @@ def tranches(cli: Cli, project_id: str) -> list[tuple[str, str | None]]:
     return [(t["status"], t["released_at"]) for t in shown["tranches"]]
 
 
-def test_forced_transition_is_audited_moves_no_money_and_names_the_milestones_reached(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_forced_transition_is_audited_moves_no_money_and_names_the_milestones_reached(cli: Cli, tmp_path: Path) -> None:
     project_id = add_project(cli, tmp_path)
     moved = cli.ok(
         "force",
