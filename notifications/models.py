@@ -56,6 +56,8 @@ class OutboxMessage(SQLModel, table=True):
     # Fencing: the relay pass that holds the message (`next_attempt_at` is then its claim's expiry, renewed while
     # it works); only that pass may mark it. NULL when nobody holds it.
     claim_token: str | None = Field(default=None, max_length=32)
+    # Where the owner's reply goes: the campaign's ARS contact (the sender may be an address nobody reads).
+    reply_to: str | None = Field(default=None, max_length=254)
     # How many times a relay began handing the message over; `handovers > attempts` on a delivered message means
     # a relay stopped between sending and marking: perhaps delivered more than once (`esms check` counts them).
     handovers: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -45,9 +45,11 @@ def enqueue(
     rendered: Rendered,
     now: datetime,
     attachments: tuple[Attachment, ...] = (),
+    reply_to: str | None = None,
 ) -> bool:
     """Queue a message in the caller's transaction unless one with this idempotency key exists; True if queued."""
     row = {
+        "reply_to": reply_to,
         "idempotency_key": key,
         "project_id": project_id,
         "template": template,

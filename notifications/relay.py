@@ -140,6 +140,8 @@ def build_email(message: OutboxMessage, mail_from: str, now: datetime) -> EmailM
     digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:20]
     email["From"] = mail_from
     email["To"] = ", ".join(recipients)
+    if message.reply_to:
+        email["Reply-To"] = message.reply_to
     email["Subject"] = message.subject
     email["Date"] = format_datetime(now)
     email["Message-ID"] = f"<esms.{message.id}.{digest}@{domain}>"

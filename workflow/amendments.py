@@ -49,7 +49,7 @@ from workflow.engine import (
     load_grappe,
     refuse_going_back,
 )
-from workflow.messages import project_context
+from workflow.messages import project_context, reply_to
 from workflow.models import Esms, Organisation, Project, Tranche
 from workflow.programme import COMMITTED_STATES, committed_cents, esms_held, lock_commitments
 from workflow.project_file import ProjectSpec
@@ -330,6 +330,7 @@ def _write(
             recipients=[email],
             rendered=render(lifecycle.Template.PROJECT_AMENDED, {**context, "previous_owner": previous}),
             now=now,
+            reply_to=reply_to(campaign),
         )
     return Change(
         project_id=project.id,

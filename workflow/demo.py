@@ -133,7 +133,7 @@ def run_demo(
         smtp_username=None,
         smtp_password=None,
         smtp_timeout=5,
-        mail_from="ESMS numérique <no-reply@esms-numerique.invalid>",
+        mail_from="ESMS numérique <esms-numerique@esms-numerique.invalid>",
         mail_dir=mail_dir,
         admin_emails=("equipe-esms@ars-hdf.example",),
         max_attempts=48,

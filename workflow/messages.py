@@ -27,6 +27,11 @@ from workflow.programme import funds_of
 from workflow.schedule import Reminder
 
 
+def reply_to(campaign: Campaign) -> str | None:
+    """Where an owner's reply goes: the campaign's ARS contact, if it names one."""
+    return campaign.contact.email if campaign.contact else None
+
+
 def project_context(project: Project, campaign: Campaign, state: str | None = None) -> dict[str, Any]:
     """The `project` and `campaign` parts every owner message receives (`state`: the new one, if changing)."""
     state = state or project.state
@@ -95,6 +100,7 @@ def queue_change_messages(
             recipients=[project.owner_email],
             rendered=render(message.template, {**base, **extra}),
             now=now,
+            reply_to=reply_to(campaign),
         ):
             queued += 1
 
@@ -220,6 +226,7 @@ def queue_reminder(session: Session, project: Project, campaign: Campaign, remin
         project_id=project.id,
         template=lifecycle.Template.REMINDER,
         recipients=[project.owner_email],
+        reply_to=reply_to(campaign),
         rendered=render(
             lifecycle.Template.REMINDER,
             {

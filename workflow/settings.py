@@ -16,7 +16,7 @@ the other files users write. An empty variable or value counts as unset.
 | ESMS_SMTP_USERNAME     | smtp_username     | none (no login)                                      |
 | ESMS_SMTP_PASSWORD     | smtp_password     | none; a secret: never printed nor logged             |
 | ESMS_SMTP_TIMEOUT      | smtp_timeout      | 30 (seconds)                                         |
-| ESMS_MAIL_FROM         | mail_from         | ESMS numérique <no-reply@esms-numerique.invalid>     |
+| ESMS_MAIL_FROM         | mail_from         | ESMS numérique <esms-numerique@esms-numerique.invalid>     |
 | ESMS_MAIL_DIR          | mail_dir          | <data dir>/mail                                      |
 | ESMS_ADMIN_EMAILS      | admin_emails      | none (comma-separated; the daily digest goes there)  |
 | ESMS_MAIL_MAX_ATTEMPTS | mail_max_attempts | 48 (then dead; backoff capped at 1 h: about 2 days) |
@@ -236,7 +236,7 @@ class _Values(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)  # a secret: kept out of repr, logs and messages
     smtp_timeout: Annotated[float, _seconds(0.1)] = 30.0
-    mail_from: Annotated[str, PlainValidator(_sender)] = "ESMS numérique <no-reply@esms-numerique.invalid>"
+    mail_from: Annotated[str, PlainValidator(_sender)] = "ESMS numérique <esms-numerique@esms-numerique.invalid>"
     mail_dir: str | None = None
     admin_emails: Annotated[str | None, PlainValidator(_addresses)] = None  # comma-separated
     mail_max_attempts: Annotated[int, _count()] = 48

@@ -106,3 +106,21 @@ def test_a_campaign_team_gets_the_digest_of_its_campaign_and_the_admins_get_ever
     del cli.env["ESMS_ADMIN_EMAILS"]
     cli.ok("digest", now="2021-03-21T08:00")  # the campaign's team alone is enough
     assert len(bodies(cli, "digest")) == 3
+
+
+def test_owner_messages_reply_to_the_campaign_contact(cli: Cli, tmp_path: Path, config_dir: Path) -> None:
+    from sqlmodel import Session, select
+
+    from notifications.models import OutboxMessage
+    from notifications.relay import build_email
+
+    with_contact_and_team(config_dir)
+    project = cli.ok("project", "add", str(write_project(tmp_path)), now="2021-02-20").out.strip()
+    cli.ok("fire", project, "submit", now="2021-03-01")
+    engine = make_engine(cli.env["ESMS_DATABASE_URL"])
+    with Session(engine) as session:
+        [message] = session.exec(select(OutboxMessage)).all()
+    engine.dispose()
+    email = build_email(message, "ESMS numérique <esms-numerique@esms-numerique.invalid>", message.created_at)
+    assert email["Reply-To"] == "esms@ars-hdf.example"
+    assert "no-reply" not in str(email["From"])
