@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,3 +70,20 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """Run the body in one transaction: commit when it returns, roll back when anything raises."""
     with translate_errors(), Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+def private_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents with mode 0700 whatever the umask (existing ones are left as they are).
+
+    The database and the mail folder hold owners' names, addresses and messages: private to their owner.
+    """
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(20, "a file stands where a folder is needed", str(parent))
+            break
+        missing.append(parent)
+    for created in reversed(missing):
+        created.mkdir(mode=0o700)
+        created.chmod(0o700)

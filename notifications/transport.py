@@ -26,6 +26,7 @@ import aiosmtplib
 
 from notifications.addresses import envelope_sender
 from notifications.settings import MailSettings
+from notifications.storage import private_folder
 
 
 class DeliveryError(Exception):
@@ -151,7 +152,7 @@ class FileTransport:
 
     async def __aenter__(self) -> FileTransport:
         try:
-            self._folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self._folder)
         except OSError as error:
             raise ServerFaultError(f"cannot create {self._folder}: {error.strerror}") from None
         return self

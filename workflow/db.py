@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
-from notifications.storage import transaction, translate_errors
+from notifications.storage import private_folder, transaction, translate_errors
 from states.errors import DatabaseNotInitialisedError, InvalidArgumentError
 from workflow.migrations import HEAD_REVISION
 
@@ -75,7 +75,7 @@ def _sqlite_file(path: Path, *, create: bool) -> None:
     if not create:
         raise DatabaseNotInitialisedError(f"the database {path} does not exist: run `esms init`")
     try:
-        _private_folder(path.parent)
+        private_folder(path.parent)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.fchmod(descriptor, 0o600)  # the umask may have taken bits off, never add them: set them exactly
         os.close(descriptor)
@@ -83,20 +83,6 @@ def _sqlite_file(path: Path, *, create: bool) -> None:
         return  # created by another process meanwhile: it is the same database
     except OSError as error:
         raise InvalidArgumentError(f"ESMS_DATABASE_URL: cannot create {path} ({error.strerror})") from None
-
-
-def _private_folder(folder: Path) -> None:
-    """Create `folder` and its missing parents with mode 0700 (existing folders are left as they are)."""
-    missing = []
-    for parent in (folder, *folder.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(20, "a file stands where a folder is needed", str(parent))
-            break
-        missing.append(parent)
-    for created in reversed(missing):
-        created.mkdir(mode=0o700)
-        created.chmod(0o700)
 
 
 def _sqlite_begin(connection: Any) -> None:

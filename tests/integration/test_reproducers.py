@@ -141,3 +141,18 @@ def test_a_settings_file_holding_the_password_and_readable_by_others_gets_a_warn
 def test_config_settings_toml_is_git_ignored() -> None:
     ignored = (Path(__file__).parents[2] / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert "/config/settings.toml" in ignored
+
+
+def test_the_mail_folder_is_private_whatever_the_umask(cli: Cli, tmp_path: Path) -> None:
+    mail = tmp_path / "new" / "mail"
+    cli.env["ESMS_MAIL_DIR"] = str(mail)
+    project = cli.ok("project", "add", str(write_project(tmp_path)), now="2021-02-20").out.strip()
+    cli.ok("fire", project, "submit", now="2021-03-01")
+    previous = os.umask(0)
+    try:
+        cli.ok("outbox", "send", now="2021-03-01T00:01")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(mail.stat().st_mode) == 0o700 and stat.S_IMODE(mail.parent.stat().st_mode) == 0o700
+    [eml] = list(mail.glob("*.eml"))
+    assert stat.S_IMODE(eml.stat().st_mode) == 0o600
