@@ -1,1 +1,5 @@
-"""Messages to project owners and to the programme team: templates, outbox and delivery."""
+"""Messages to project owners and to the programme team.
+
+Templates, rendering, `.ics`, addresses, the outbox table and its storage, the relay and its transports. Nothing
+here imports `workflow`.
+"""
